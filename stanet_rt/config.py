@@ -1,0 +1,275 @@
+"""Model configurations: dataclasses, a registry of named configs, JSON (de)serialisation.
+
+A config travels with every artifact (checkpoint, ONNX ``metadata_props``, engine sidecar), so a
+file is self-describing. This module imports only the standard library.
+
+Vocabulary (spec sections 2-7):
+- ``arch``: which network: the SCAM teachers ``s``, ``sa``, ``st``; the SCAM+ teachers
+  ``s_plus``, ``sa_plus``, ``st_plus``; ``audio_switch``; the students ``sta``, ``sta_plus`` and the
+  light causal student ``stanet_lite``.
+- ``window_offsets``: frame offsets (relative to the output frame t) that a model reads. Positive
+  offsets are look-ahead and decide the streaming delay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ARCHS = (
+    "s",
+    "sa",
+    "st",
+    "s_plus",
+    "sa_plus",
+    "st_plus",
+    "audio_switch",
+    "sta",
+    "sta_plus",
+    "stanet_lite",
+)
+STUDENT_ARCHS = ("sta", "sta_plus", "stanet_lite")
+
+Alignment = Literal["start", "end"]
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Audio front end: 16 kHz mono, one 0.5 s window per video frame -> log-spectrogram (257 x 48).
+
+    ``alignment`` says how a frame's window is placed: ``"start"`` is the original's evenly spread,
+    start-aligned windows (offline only); ``"end"`` is the streaming window that ends at the frame's
+    timestamp.
+    """
+
+    sample_rate: int = 16000
+    window_seconds: float = 0.5
+    nperseg: int = 512
+    noverlap: int = 353
+    tukey_alpha: float = 0.25
+    alignment: Alignment = "end"
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.sample_rate * self.window_seconds))
+
+    @property
+    def hop(self) -> int:
+        return self.nperseg - self.noverlap
+
+    @property
+    def n_freq(self) -> int:
+        return self.nperseg // 2 + 1
+
+    @property
+    def n_time(self) -> int:
+        return (self.window_samples - self.noverlap) // self.hop
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """A visual or audio backbone.
+
+    ``name`` is one of ``resnext101_32x8d``, ``resnet18``, ``resnet50``, ``vgg16_d1``,
+    ``audio_resnet18`` (the VGGSound audio ResNet-18, 1 input channel) or a ``tiny_*`` variant.
+    ``widths``/``layers`` override the stage widths / block counts (tiny test models); ``None`` keeps
+    the published architecture, whose state-dict keys load the published weight files strictly.
+    """
+
+    name: str
+    layers: tuple[int, ...] | None = None
+    widths: tuple[int, ...] | None = None
+    groups: int = 1
+    width_per_group: int = 64
+    weights: str | None = None  # optional local path to pretrained weights
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to build a model and feed it.
+
+    Sizes are in pixels; ``input_size`` is the square side frames are resized to (the original
+    always resizes to a square, spec section 0). Every model accepts any size divisible by
+    ``stride`` (its coarsest feature stride).
+    """
+
+    name: str
+    arch: str
+    backbone: BackboneConfig
+    input_size: int = 256
+    num_classes: int = 28
+    channels: int = 28  # width of the CAM / saliency head (28 in SCAM, 32 in STA)
+    window_offsets: tuple[int, ...] = (0,)
+    audio: AudioConfig | None = None
+    audio_backbone: BackboneConfig | None = None
+    netvlad_clusters: int = 16
+    av_dim: int = 128  # AVfusion embedding width
+    head_depth: int = 3  # number of 3x3 convs in the "extra" CAM head (SA/ST/+ teachers, STA+)
+    head_width: int | None = None  # width of those convs (None: the backbone's output width)
+    graph_rounds: int = 3  # message-passing rounds of the co-attention graph
+    refine_rate: float = 0.6  # FRL
+    refine_thresh: float = 0.8  # FRL
+    use_switch: bool = False  # STA+: gate the audio path with AudioSwitch
+    switch_input_size: int | None = None  # AudioSwitch frame size (356 in the paper)
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown arch {self.arch!r}; expected one of {', '.join(ARCHS)}")
+        if 0 not in self.window_offsets:
+            raise ValueError(f"window_offsets {self.window_offsets} must contain 0")
+
+    @property
+    def is_student(self) -> bool:
+        return self.arch in STUDENT_ARCHS
+
+    @property
+    def lookahead(self) -> int:
+        """Frames of look-ahead (the streaming delay in frames); 0 for a causal config."""
+        return max(0, max(self.window_offsets))
+
+    @property
+    def uses_audio(self) -> bool:
+        return self.audio is not None
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        return dataclasses.replace(self, **changes)
+
+    # -- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        data = dict(data)
+        data["backbone"] = _backbone_from_dict(data["backbone"])
+        if data.get("audio_backbone") is not None:
+            data["audio_backbone"] = _backbone_from_dict(data["audio_backbone"])
+        if data.get("audio") is not None:
+            data["audio"] = AudioConfig(**data["audio"])
+        for key in ("window_offsets", "mean", "std"):
+            if key in data:
+                data[key] = tuple(data[key])
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown config fields: {sorted(unknown)}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelConfig:
+        return cls.from_dict(json.loads(text))
+
+
+def _backbone_from_dict(data: dict[str, Any]) -> BackboneConfig:
+    data = dict(data)
+    for key in ("layers", "widths"):
+        if data.get(key) is not None:
+            data[key] = tuple(data[key])
+    return BackboneConfig(**data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------------------------
+
+_REGISTRY: dict[str, Callable[[], ModelConfig]] = {}
+
+
+def register_config(name: str) -> Callable[[Callable[[], ModelConfig]], Callable[[], ModelConfig]]:
+    """Decorator: register a zero-argument factory returning a :class:`ModelConfig` under ``name``."""
+
+    def wrap(fn: Callable[[], ModelConfig]) -> Callable[[], ModelConfig]:
+        if name in _REGISTRY:
+            raise ValueError(f"config {name!r} registered twice")
+        _REGISTRY[name] = fn
+        return fn
+
+    return wrap
+
+
+def get_config(name: str) -> ModelConfig:
+    """Return the registered config ``name`` (a fresh instance)."""
+    try:
+        return _REGISTRY[name]()
+    except KeyError:
+        raise KeyError(f"unknown config {name!r}; known: {', '.join(list_configs())}") from None
+
+
+def list_configs() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+AUDIO = AudioConfig()
+RESNEXT101 = BackboneConfig("resnext101_32x8d", layers=(3, 4, 23, 3), groups=32, width_per_group=8)
+VGG16_D1 = BackboneConfig("vgg16_d1")
+AUDIO_RESNET18 = BackboneConfig("audio_resnet18", layers=(2, 2, 2, 2))
+# Tiny backbones for tests: same code paths and key layout, a few thousand parameters.
+TINY_RESNET = BackboneConfig("resnet18", layers=(1, 1, 1, 1), widths=(8, 8, 16, 16, 32))
+TINY_VGG = BackboneConfig("vgg16_d1", widths=(4, 8, 8, 16, 16))
+TINY_AUDIO = BackboneConfig("audio_resnet18", layers=(1, 1, 1, 1), widths=(4, 4, 8, 8, 16))
+
+
+# --- paper configs (spec Appendix A) ------------------------------------------------------------
+@register_config("s")
+def _s() -> ModelConfig:
+    return ModelConfig("s", "s", RESNEXT101, input_size=256)
+
+
+@register_config("sa")
+def _sa() -> ModelConfig:
+    return ModelConfig("sa", "sa", RESNEXT101, input_size=256, audio=AUDIO, audio_backbone=AUDIO_RESNET18)
+
+
+@register_config("st")
+def _st() -> ModelConfig:
+    return ModelConfig("st", "st", RESNEXT101, input_size=256, window_offsets=(-1, 0, 1))
+
+
+@register_config("s_plus")
+def _s_plus() -> ModelConfig:
+    return ModelConfig("s_plus", "s_plus", VGG16_D1, input_size=256)
+
+
+@register_config("sa_plus")
+def _sa_plus() -> ModelConfig:
+    return ModelConfig(
+        "sa_plus", "sa_plus", VGG16_D1, input_size=256, audio=AUDIO, audio_backbone=AUDIO_RESNET18
+    )
+
+
+@register_config("st_plus")
+def _st_plus() -> ModelConfig:
+    return ModelConfig("st_plus", "st_plus", VGG16_D1, input_size=256, window_offsets=tuple(range(-4, 5)))
+
+
+@register_config("audio_switch")
+def _audio_switch() -> ModelConfig:
+    return ModelConfig(
+        "audio_switch", "audio_switch", RESNEXT101, input_size=356, num_classes=2,
+        audio=AUDIO, audio_backbone=AUDIO_RESNET18,
+    )
+
+
+@register_config("sta")
+def _sta() -> ModelConfig:
+    return ModelConfig(
+        "sta", "sta", RESNEXT101, input_size=356, channels=32, window_offsets=(-1, 0, 1),
+        audio=AUDIO, audio_backbone=AUDIO_RESNET18,
+    )
+
+
+@register_config("sta_plus")
+def _sta_plus() -> ModelConfig:
+    return ModelConfig(
+        "sta_plus", "sta_plus", VGG16_D1, input_size=256, window_offsets=tuple(range(-4, 5)),
+        audio=AUDIO, audio_backbone=AUDIO_RESNET18, use_switch=True, switch_input_size=356,
+    )

@@ -1,0 +1,1 @@
+"""Networks of STANet / STANet+: backbones, shared blocks, teachers, AudioSwitch and students."""
