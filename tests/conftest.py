@@ -1,0 +1,40 @@
+"""Shared pytest set-up: small thread pools (2-core CI), GPU / TensorRT skips with a clear reason."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:  # pragma: no cover - torch missing or broken
+        return False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import torch
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    has_cuda = _cuda_available()
+    has_trt = importlib.util.find_spec("tensorrt") is not None
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU; none is present on this machine")
+    skip_trt = pytest.mark.skip(
+        reason="needs TensorRT and a CUDA GPU; "
+        + ("no CUDA GPU is present" if not has_cuda else "the tensorrt package is not installed")
+    )
+    for item in items:
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(skip_gpu)
+        if "trt" in item.keywords and not (has_cuda and has_trt):
+            item.add_marker(skip_trt)
