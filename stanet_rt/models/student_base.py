@@ -1,18 +1,25 @@
-"""The contract every student (STA, STA+, stanet_lite) implements: per-frame ``encode``, windowed ``head``.
+"""The contract every student (STA, STA+, stanet_lite) implements: audio front end, per-frame
+``encode``, windowed ``head``.
 
-This is what ``export/`` turns into two ONNX graphs and what ``stanet_rt.pipeline`` streams with a
-feature ring buffer (ARCHITECTURE.md, "The model as two halves").
+This is what ``export/`` turns into ONNX graphs and what ``stanet_rt.pipeline`` streams with a
+feature ring buffer (ARCHITECTURE.md, "The model as two halves"). Three parts:
 
-- ``encode(frames, audio) -> FrameFeatures``: ``frames`` (B, 3, H, W) float32, ImageNet-normalised;
-  ``audio`` (B, 1, 257, 48) float32 log-spectrogram windows (ignored, may be ``None``, when the
-  config has no audio). Returns an ordered ``dict[str, Tensor]`` whose keys and per-sample shapes
-  are given by :meth:`StudentModel.feature_shapes`.
+- ``encode_audio(spectrogram) -> audio_embedding``: (B, 1, 257, 48) float32 log-spectrogram windows
+  (``stanet_rt.audio``) -> (B, A) float32, A = :attr:`StudentModel.audio_embedding_dim` (the audio
+  net(s), e.g. VGGSound ResNet-18 + NetVLAD -> 8192). Exported together with the log-spectrogram as
+  ``<name>.audio.onnx`` (waveform in). Only for configs with audio.
+- ``encode(frames, audio_embedding) -> FrameFeatures``: ``frames`` (B, 3, H, W) float32,
+  ImageNet-normalised; ``audio_embedding`` (B, A) or ``None`` (config without audio, or the
+  audio-free path: no audio track / silent microphone, which switches the audio-visual gate off).
+  Returns an ordered ``dict[str, Tensor]`` whose keys and per-sample shapes are given by
+  :meth:`StudentModel.feature_shapes`. Runs once per frame.
 - ``head(window) -> logits``: ``window`` maps the same keys to tensors (B, T, *shape) stacked over
   the config's ``window_offsets`` in order (T = len(window_offsets)). Returns saliency logits
   (B, 1, H, W) of the frame at offset 0, at the input resolution.
-- ``forward(frames, audio)`` with frames (B, T, 3, H, W) and audio (B, T, 1, 257, 48) is exactly
-  ``head(stack_t(encode(frames[:, t], audio[:, t])))`` (a test pins this). Training may use
-  :meth:`StudentModel.forward_train`, which returns every auxiliary map the loss needs.
+
+``forward(frames, spectrograms)`` with frames (B, T, 3, H, W) and spectrograms (B, T, 1, 257, 48)
+is exactly ``head(stack_t(encode(frames[:, t], encode_audio(spectrograms[:, t]))))`` (a test pins
+this). Trainers may use a model's richer training forward for auxiliary outputs.
 
 Imports only torch and ``stanet_rt.config``.
 """
@@ -27,8 +34,9 @@ from torch import Tensor, nn
 
 from stanet_rt.config import ModelConfig
 
+
 class StudentModel(nn.Module, metaclass=abc.ABCMeta):
-    """Base class of the students. Subclasses implement ``encode``, ``head`` and ``feature_shapes``."""
+    """Base class of the students. Subclasses implement the abstract methods below."""
 
     config: ModelConfig
 
@@ -39,9 +47,18 @@ class StudentModel(nn.Module, metaclass=abc.ABCMeta):
         self.config = config
 
     # -- the contract ---------------------------------------------------------------------------
+    @property
     @abc.abstractmethod
-    def encode(self, frames: Tensor, audio: Tensor | None = None) -> OrderedDict[str, Tensor]:
-        """(B, 3, H, W) frames, (B, 1, 257, 48) audio or None -> ordered per-frame features."""
+    def audio_embedding_dim(self) -> int:
+        """Width A of :meth:`encode_audio`'s output (0 when the config has no audio)."""
+
+    @abc.abstractmethod
+    def encode_audio(self, spectrogram: Tensor) -> Tensor:
+        """(B, 1, 257, 48) log-spectrograms -> (B, A) audio embedding."""
+
+    @abc.abstractmethod
+    def encode(self, frames: Tensor, audio_embedding: Tensor | None = None) -> OrderedDict[str, Tensor]:
+        """(B, 3, H, W) frames, (B, A) audio embedding or None -> ordered per-frame features."""
 
     @abc.abstractmethod
     def head(self, window: dict[str, Tensor]) -> Tensor:
@@ -56,27 +73,33 @@ class StudentModel(nn.Module, metaclass=abc.ABCMeta):
     def window_offsets(self) -> tuple[int, ...]:
         return self.config.window_offsets
 
-    def encode_window(self, frames: Tensor, audio: Tensor | None) -> OrderedDict[str, Tensor]:
+    @property
+    def uses_audio(self) -> bool:
+        return self.config.audio is not None
+
+    def encode_window(self, frames: Tensor, spectrograms: Tensor | None) -> OrderedDict[str, Tensor]:
         """Encode a (B, T, 3, H, W) clip frame by frame (as one B*T batch) and stack to (B, T, ...)."""
         b, t = frames.shape[:2]
-        flat_audio = None if audio is None else audio.flatten(0, 1)
-        feats = self.encode(frames.flatten(0, 1), flat_audio)
+        embedding = None
+        if spectrograms is not None and self.uses_audio:
+            embedding = self.encode_audio(spectrograms.flatten(0, 1))
+        feats = self.encode(frames.flatten(0, 1), embedding)
         return OrderedDict((k, v.unflatten(0, (b, t))) for k, v in feats.items())
 
-    def forward(self, frames: Tensor, audio: Tensor | None = None) -> Tensor:
-        """(B, T, 3, H, W) frames, (B, T, 1, 257, 48) audio -> (B, 1, H, W) logits of offset 0."""
+    def forward(self, frames: Tensor, spectrograms: Tensor | None = None) -> Tensor:
+        """(B, T, 3, H, W) frames, (B, T, 1, 257, 48) spectrograms -> (B, 1, H, W) logits of offset 0."""
         if frames.dim() != 5 or frames.shape[1] != len(self.window_offsets):
             raise ValueError(
                 f"expected frames (B, {len(self.window_offsets)}, 3, H, W), got {tuple(frames.shape)}"
             )
-        return self.head(self.encode_window(frames, audio))
+        return self.head(self.encode_window(frames, spectrograms))
 
     def example_inputs(self, batch: int = 2, size: int | None = None) -> tuple[Tensor, Tensor | None]:
-        """Random (frames, audio) for one encoder call: (B, 3, S, S) and (B, 1, 257, 48) or None."""
+        """Random encoder inputs: frames (B, 3, S, S) and spectrograms (B, 1, 257, 48) or None."""
         s = size or self.config.input_size
         frames = torch.randn(batch, 3, s, s)
-        audio = None
+        spec = None
         if self.config.audio is not None:
             a = self.config.audio
-            audio = torch.randn(batch, 1, a.n_freq, a.n_time)
-        return frames, audio
+            spec = torch.randn(batch, 1, a.n_freq, a.n_time)
+        return frames, spec
