@@ -8,10 +8,12 @@ feature ring buffer (ARCHITECTURE.md, "The model as two halves"). Three parts:
   (``stanet_rt.audio``) -> (B, A) float32, A = :attr:`StudentModel.audio_embedding_dim` (the audio
   net(s), e.g. VGGSound ResNet-18 + NetVLAD -> 8192). Exported together with the log-spectrogram as
   ``<name>.audio.onnx`` (waveform in). Only for configs with audio.
-- ``encode(frames, audio_embedding) -> FrameFeatures``: ``frames`` (B, 3, H, W) float32,
-  ImageNet-normalised; ``audio_embedding`` (B, A) or ``None`` (config without audio, or the
-  audio-free path: no audio track / silent microphone, which switches the audio-visual gate off).
-  Returns an ordered ``dict[str, Tensor]`` whose keys and per-sample shapes are given by
+- ``encode(frames, audio_embedding, audio_on) -> FrameFeatures``: ``frames`` (B, 3, H, W) float32,
+  ImageNet-normalised; ``audio_embedding`` (B, A) or ``None``; ``audio_on`` (B, 1) float in {0, 1}
+  multiplies the audio-visual gate (0 = the audio-free path: no audio track / silent microphone).
+  ``audio_embedding=None`` means zeros and ``audio_on`` = 0; ``audio_on=None`` with an embedding
+  means 1. Exported encoders of audio configs always take all three inputs, so one graph serves
+  both paths. Returns an ordered ``dict[str, Tensor]`` whose keys and per-sample shapes are given by
   :meth:`StudentModel.feature_shapes`. Runs once per frame.
 - ``head(window) -> logits``: ``window`` maps the same keys to tensors (B, T, *shape) stacked over
   the config's ``window_offsets`` in order (T = len(window_offsets)). Returns saliency logits
@@ -57,8 +59,22 @@ class StudentModel(nn.Module, metaclass=abc.ABCMeta):
         """(B, 1, 257, 48) log-spectrograms -> (B, A) audio embedding."""
 
     @abc.abstractmethod
-    def encode(self, frames: Tensor, audio_embedding: Tensor | None = None) -> OrderedDict[str, Tensor]:
-        """(B, 3, H, W) frames, (B, A) audio embedding or None -> ordered per-frame features."""
+    def encode(
+        self, frames: Tensor, audio_embedding: Tensor | None = None, audio_on: Tensor | None = None
+    ) -> OrderedDict[str, Tensor]:
+        """(B, 3, H, W) frames, (B, A) audio embedding or None, (B, 1) gate -> ordered features."""
+
+    def audio_inputs(
+        self, batch: int, audio_embedding: Tensor | None, audio_on: Tensor | None, like: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Resolve the optional audio arguments of :meth:`encode` to tensors (B, A) and (B, 1)."""
+        if audio_embedding is None:
+            emb = like.new_zeros(batch, self.audio_embedding_dim)
+            on = like.new_zeros(batch, 1)
+        else:
+            emb = audio_embedding
+            on = like.new_ones(batch, 1) if audio_on is None else audio_on.reshape(batch, 1).to(like)
+        return emb, on
 
     @abc.abstractmethod
     def head(self, window: dict[str, Tensor]) -> Tensor:
