@@ -112,8 +112,8 @@ def open_input(path: str | Path) -> Iterator[av.container.InputContainer]:
 def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> AudioTrack:
     """Decode the first audio track of ``path`` to mono float32 at ``sample_rate`` Hz.
 
-    Multi-channel audio becomes the mean of its channels, as in the original. Gaps in the stream's timestamps are not filled: the
-    decoded samples are concatenated.
+    Multi-channel audio becomes the mean of its channels, as in the original. Gaps in the stream's
+    timestamps are not filled: the decoded samples are concatenated.
     """
     path = Path(path)
     with open_input(path) as container:

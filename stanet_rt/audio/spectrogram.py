@@ -97,9 +97,8 @@ class LogSpectrogram(nn.Module):
 
     def forward(self, windows: Tensor) -> Tensor:
         if windows.dim() != 2 or windows.shape[1] < self.config.nperseg:
-            raise ValueError(
-                f"expected waveforms of shape (B, N) with N >= {self.config.nperseg}, got {tuple(windows.shape)}"
-            )
+            n = self.config.nperseg
+            raise ValueError(f"expected waveforms of shape (B, N) with N >= {n}, got {tuple(windows.shape)}")
         x = windows.float().clamp(-1.0, 1.0).unsqueeze(1)  # (B, 1, N)
         with _no_tf32(x):
             spec = nn.functional.conv1d(x, self.kernel, stride=self.config.hop)  # (B, 2F, T)

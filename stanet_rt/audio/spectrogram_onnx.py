@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import torch
@@ -56,8 +56,7 @@ def export_log_spectrogram_onnx(path: str | Path, config: AudioConfig = AUDIO) -
     entry.value = json.dumps(dataclasses.asdict(config), sort_keys=True)
     onnx.checker.check_model(model)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"  # same file system: atomic rename
     try:
         onnx.save(model, tmp)
         os.replace(tmp, path)
