@@ -15,6 +15,7 @@ import importlib.util
 import os
 import platform
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -134,7 +135,9 @@ def check_provider(provider: str, model: bytes | None = None) -> dict[str, Any]:
     options.log_severity_level = 4  # fatal only: failures are reported in "detail"
     providers = [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
     try:
-        session = ort.InferenceSession(model or tiny_onnx_model(), options, providers=providers)
+        with warnings.catch_warnings():  # "provider not in available providers": reported in "detail"
+            warnings.simplefilter("ignore")
+            session = ort.InferenceSession(model or tiny_onnx_model(), options, providers=providers)
     except Exception as exc:
         return {"works": False, "detail": f"session failed: {_one_line(exc)}"}
     kept = session.get_providers()
