@@ -142,10 +142,12 @@ def test_module_is_one_definition() -> None:
 def test_cuda_matches_reference_even_with_tf32_enabled() -> None:
     sig = _signals()
     batch = np.stack(list(sig.values()))
-    old = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = True
+    conv = torch.backends.cudnn.conv
+    old = conv.fp32_precision
+    conv.fp32_precision = "tf32"  # what a training script may set globally
     try:
         out = _torch(batch, "cuda")
     finally:
-        torch.backends.cudnn.allow_tf32 = old
+        conv.fp32_precision = old
+    assert conv.fp32_precision == old
     np.testing.assert_allclose(out, reference_log_spectrogram(batch), atol=TOL, rtol=0)

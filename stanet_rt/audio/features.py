@@ -29,8 +29,8 @@ import numpy as np
 
 from stanet_rt.audio.alignment import end_aligned_windows, slice_windows, start_aligned_windows
 from stanet_rt.audio.io import AudioTrack, VideoInfo, read_audio, read_video_info
-from stanet_rt.audio.spectrogram import AUDIO, reference_log_spectrogram
-from stanet_rt.config import AudioConfig
+from stanet_rt.audio.spectrogram import reference_log_spectrogram
+from stanet_rt.config import AUDIO, AudioConfig
 from stanet_rt.errors import InputError
 
 Layout = Literal["h5", "stanet"]

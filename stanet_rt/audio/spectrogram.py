@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from stanet_rt.config import AudioConfig
+from stanet_rt.config import AUDIO, AudioConfig
 
-AUDIO = AudioConfig()
 LOG_EPS = 1e-7  # log(S + LOG_EPS), as the original audiostft.py
 STD_EPS = 1e-9  # (X - mean) / (std + STD_EPS)
 
@@ -116,14 +117,38 @@ class LogSpectrogram(nn.Module):
         return (centred * inv_eps / (std * inv_eps + 1.0)).unsqueeze(1)
 
 
-def _no_tf32(x: Tensor) -> contextlib.AbstractContextManager:
-    """cuDNN convolutions default to TF32 on Ampere+ (10-bit mantissa); the DFT needs full FP32."""
+_PRECISION_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _no_tf32(x: Tensor) -> Iterator[None]:
+    """Full-FP32 cuDNN convolutions for the duration of the DFT.
+
+    cuDNN convolutions default to TF32 on Ampere+ (10-bit mantissa, ~1e-3 relative error), which breaks
+    the 1e-4 parity. torch >= 2.9 has a per-op switch (``cudnn.conv.fp32_precision``); setting the legacy
+    ``cudnn.allow_tf32`` there would put torch in its "mixed legacy and new API" state, so the legacy
+    flag is only used on older torch. A lock keeps concurrent callers from restoring out of order.
+    """
     if not x.is_cuda:
-        return contextlib.nullcontext()
+        yield
+        return
     cudnn = torch.backends.cudnn
-    return cudnn.flags(
-        enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic, allow_tf32=False
-    )
+    conv = getattr(cudnn, "conv", None)
+    with _PRECISION_LOCK:
+        if conv is not None and hasattr(conv, "fp32_precision"):
+            old = conv.fp32_precision
+            conv.fp32_precision = "ieee"
+            try:
+                yield
+            finally:
+                conv.fp32_precision = old
+        else:
+            old_flag = cudnn.allow_tf32
+            cudnn.allow_tf32 = False
+            try:
+                yield
+            finally:
+                cudnn.allow_tf32 = old_flag
 
 
 @functools.lru_cache(maxsize=8)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from stanet_rt.audio.spectrogram import AUDIO, LogSpectrogram
-from stanet_rt.config import AudioConfig
+from stanet_rt.audio.spectrogram import LogSpectrogram
+from stanet_rt.config import AUDIO, AudioConfig
 
 OPSET = 18
 INPUT_NAME = "waveforms"
