@@ -114,6 +114,7 @@ class ModelConfig:
     refine_thresh: float = 0.8  # FRL
     use_switch: bool = False  # STA+: gate the audio path with AudioSwitch
     switch_input_size: int | None = None  # AudioSwitch frame size (356 in the paper)
+    switch_backbone: BackboneConfig | None = None  # AudioSwitch trunk inside STA+ (ResNeXt-101 in the paper)
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -151,8 +152,9 @@ class ModelConfig:
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         data = dict(data)
         data["backbone"] = _backbone_from_dict(data["backbone"])
-        if data.get("audio_backbone") is not None:
-            data["audio_backbone"] = _backbone_from_dict(data["audio_backbone"])
+        for key in ("audio_backbone", "switch_backbone"):
+            if data.get(key) is not None:
+                data[key] = _backbone_from_dict(data[key])
         if data.get("audio") is not None:
             data["audio"] = AudioConfig(**data["audio"])
         for key in ("window_offsets", "mean", "std"):
@@ -272,4 +274,45 @@ def _sta_plus() -> ModelConfig:
     return ModelConfig(
         "sta_plus", "sta_plus", VGG16_D1, input_size=256, window_offsets=tuple(range(-4, 5)),
         audio=AUDIO, audio_backbone=AUDIO_RESNET18, use_switch=True, switch_input_size=356,
+        switch_backbone=RESNEXT101,
     )
+
+
+@register_config("stanet_lite")
+def _stanet_lite() -> ModelConfig:
+    """Light causal student (issue 8): ResNet-18 at 256, window (-2, -1, 0) so no look-ahead, a narrow
+    audio net (widths / 4, 8 NetVLAD clusters -> 1024-d). 256 keeps the /32 grid at 8 x 8."""
+    return ModelConfig(
+        "stanet_lite", "stanet_lite", BackboneConfig("resnet18"), input_size=256, channels=32,
+        window_offsets=(-2, -1, 0), audio=AUDIO,
+        audio_backbone=BackboneConfig("audio_resnet18", widths=(16, 16, 32, 64, 128)), netvlad_clusters=8,
+    )
+
+
+# --- tiny configs for tests: same code paths, a few thousand parameters -------------------------
+def _tiny(name: str, arch: str, backbone: BackboneConfig, **kw: Any) -> ModelConfig:
+    base: dict[str, Any] = dict(input_size=64, num_classes=4, channels=8, head_depth=1, head_width=8,
+                                av_dim=8, netvlad_clusters=4, graph_rounds=2)
+    base.update(kw)
+    return ModelConfig(name, arch, backbone, **base)
+
+
+_TINY_AV = dict(audio=AUDIO, audio_backbone=TINY_AUDIO)
+_TINY_FACTORIES: dict[str, Callable[[], ModelConfig]] = {
+    "tiny_s": lambda: _tiny("tiny_s", "s", TINY_RESNET),
+    "tiny_sa": lambda: _tiny("tiny_sa", "sa", TINY_RESNET, **_TINY_AV),
+    "tiny_st": lambda: _tiny("tiny_st", "st", TINY_RESNET, window_offsets=(-1, 0, 1)),
+    "tiny_s_plus": lambda: _tiny("tiny_s_plus", "s_plus", TINY_VGG, window_offsets=(0, 1, 2)),
+    "tiny_sa_plus": lambda: _tiny("tiny_sa_plus", "sa_plus", TINY_VGG, window_offsets=(0, 1, 2), **_TINY_AV),
+    "tiny_st_plus": lambda: _tiny("tiny_st_plus", "st_plus", TINY_VGG, window_offsets=tuple(range(-4, 5))),
+    "tiny_audio_switch": lambda: _tiny("tiny_audio_switch", "audio_switch", TINY_RESNET, num_classes=2,
+                                       **_TINY_AV),
+    "tiny_sta": lambda: _tiny("tiny_sta", "sta", TINY_RESNET, window_offsets=(-1, 0, 1), **_TINY_AV),
+    "tiny_sta_plus": lambda: _tiny("tiny_sta_plus", "sta_plus", TINY_VGG, window_offsets=tuple(range(-4, 5)),
+                                   use_switch=True, switch_input_size=64, switch_backbone=TINY_RESNET,
+                                   **_TINY_AV),
+    "tiny_lite": lambda: _tiny("tiny_lite", "stanet_lite", TINY_RESNET, window_offsets=(-2, -1, 0),
+                               **_TINY_AV),
+}
+for _name, _factory in _TINY_FACTORIES.items():
+    register_config(_name)(_factory)

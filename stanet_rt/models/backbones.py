@@ -226,6 +226,11 @@ def build_backbone(cfg: BackboneConfig, num_stages: int | None = None) -> ResNet
                   num_stages=num_stages or 4)
 
 
+def audio_embedding_dim(cfg: BackboneConfig, clusters: int = 16) -> int:
+    """Width of :func:`build_audio_net`'s output without building it: clusters x last-stage channels."""
+    return clusters * (cfg.widths or DEFAULT_WIDTHS)[-1]
+
+
 def build_audio_net(cfg: BackboneConfig, clusters: int = 16) -> AudioNet:
     """Build the audio net (``audio_resnet18``): (B, 1, 257, 48) -> (B, clusters * C) embedding."""
     if cfg.name != "audio_resnet18":

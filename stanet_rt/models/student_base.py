@@ -17,7 +17,8 @@ feature ring buffer (ARCHITECTURE.md, "The model as two halves"). Three parts:
   :meth:`StudentModel.feature_shapes`. Runs once per frame.
 - ``head(window) -> logits``: ``window`` maps the same keys to tensors (B, T, *shape) stacked over
   the config's ``window_offsets`` in order (T = len(window_offsets)). Returns saliency logits
-  (B, 1, H, W) of the frame at offset 0, at the input resolution.
+  (B, 1, H, W) of the frame at offset 0, at the input resolution (``output_size``, by default the
+  config's square ``input_size``; sizes need not be divisible by the stride: STA runs at 356).
 
 ``forward(frames, spectrograms)`` with frames (B, T, 3, H, W) and spectrograms (B, T, 1, 257, 48)
 is exactly ``head(stack_t(encode(frames[:, t], encode_audio(spectrograms[:, t]))))`` (a test pins
@@ -77,8 +78,12 @@ class StudentModel(nn.Module, metaclass=abc.ABCMeta):
         return emb, on
 
     @abc.abstractmethod
-    def head(self, window: dict[str, Tensor]) -> Tensor:
-        """Features stacked over the window, each (B, T, *shape) -> (B, 1, H, W) logits."""
+    def head(self, window: dict[str, Tensor], output_size: tuple[int, int] | None = None) -> Tensor:
+        """Features stacked over the window, each (B, T, *shape) -> (B, 1, H, W) logits.
+
+        ``output_size`` (H, W) defaults to the config's square ``input_size`` (what exported heads
+        bake in); :meth:`forward` passes the frames' own size.
+        """
 
     @abc.abstractmethod
     def feature_shapes(self, height: int, width: int) -> OrderedDict[str, tuple[int, ...]]:
@@ -108,7 +113,7 @@ class StudentModel(nn.Module, metaclass=abc.ABCMeta):
             raise ValueError(
                 f"expected frames (B, {len(self.window_offsets)}, 3, H, W), got {tuple(frames.shape)}"
             )
-        return self.head(self.encode_window(frames, spectrograms))
+        return self.head(self.encode_window(frames, spectrograms), tuple(frames.shape[-2:]))
 
     def example_inputs(self, batch: int = 2, size: int | None = None) -> tuple[Tensor, Tensor | None]:
         """Random encoder inputs: frames (B, 3, S, S) and spectrograms (B, 1, 257, 48) or None."""

@@ -1,0 +1,241 @@
+"""Shared blocks of every STANet network, written once and composed by teachers and students.
+
+Spec sections 3.1 (CAM head, self-attention gate, ConvGRU), 3.3 (AVfusion), 3.4 (temporal gate),
+4.1 (co-attention graph, FRL). Parameters of new heads live in modules whose names contain
+``extra`` (the original's convention), so :func:`param_groups` can give them 10x / 20x learning rates.
+
+Differences from the original, on purpose:
+- Temporal gate: frames are stacked as (B, C, T, H, W) with a real ``permute`` in temporal order;
+  the original ``.view``-ed (B, T, C, H, W) into that shape, mixing channels with time (spec 9.1.4).
+- No hard-coded spatial sizes (the original's 8x8 / 32x32 buffers, spec 9.1.5).
+- The co-attention graph is batched (one ``bmm`` for all samples, node pairs and positions) instead
+  of a Python loop over the batch (spec 9.3).
+
+Imports only torch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def gap_logits(cam: Tensor) -> Tensor:
+    """(B, K, h, w) class maps -> (B, K) logits by global average pooling (no FC, spec 3.1)."""
+    return cam.mean(dim=(-2, -1))
+
+
+def gated_residual(x: Tensor, gate: Tensor) -> Tensor:
+    """ReLU(x + x * gate): how every gate (attention, temporal, audio-visual) is applied."""
+    return F.relu(x + x * gate)
+
+
+def resize_to(x: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
+    """Bilinear resize (align_corners=False: the TensorRT-safe mode) of (B, C, h, w) to ``size``."""
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+class CAMHead(nn.Module):
+    """``depth`` x (3x3 conv + ReLU) then a 1x1 conv to ``classes`` maps: (B, C_in, h, w) -> (B, K, h, w).
+
+    depth 0 is the S branch's single 1x1 conv; depth 3 at width C_in the SA/ST/+ ``extra_convs``.
+    """
+
+    def __init__(self, in_channels: int, classes: int, depth: int = 3, width: int | None = None) -> None:
+        super().__init__()
+        width = width or in_channels
+        layers: list[nn.Module] = []
+        cin = in_channels
+        for _ in range(depth):
+            layers += [nn.Conv2d(cin, width, 3, padding=1), nn.ReLU(inplace=True)]
+            cin = width
+        layers.append(nn.Conv2d(cin, classes, 1))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
+
+
+class SelfAttentionGate(nn.Module):
+    """Self-attention spatial gate (spec 3.1): returns ``sigmoid(conv(h A)) * x``, (B, C, h, w).
+
+    A = softmax over dim 1 of f^T g (N x N, no 1/sqrt(d) scale, as the original). ``gate`` may be
+    passed in to share the 1-channel gate conv with the co-attention messages (S+/SA+/ST+).
+    """
+
+    def __init__(self, channels: int, gate: nn.Conv2d | None = None) -> None:
+        super().__init__()
+        half = max(1, channels // 2)
+        self.f = nn.Conv2d(channels, half, 1)
+        self.g = nn.Conv2d(channels, half, 1)
+        self.h = nn.Conv2d(channels, channels, 1)
+        self.gate = gate if gate is not None else nn.Conv2d(channels, 1, 1, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        f, g, h = self.f(x).flatten(2), self.g(x).flatten(2), self.h(x).flatten(2)
+        attn = torch.softmax(torch.bmm(f.transpose(1, 2), g), dim=1)  # (B, N, N), columns sum to 1
+        o = torch.bmm(h, attn).view_as(x)
+        return torch.sigmoid(self.gate(o)) * x
+
+
+class ConvGRUCell(nn.Module):
+    """One ConvGRU step (spec 3.1): s' = (1 - z) s + z tanh(W_o [u, r s]), kernel 1 by default."""
+
+    def __init__(self, channels: int, kernel_size: int = 1) -> None:
+        super().__init__()
+        pad = kernel_size // 2
+        self.reset_gate = nn.Conv2d(2 * channels, channels, kernel_size, padding=pad)
+        self.update_gate = nn.Conv2d(2 * channels, channels, kernel_size, padding=pad)
+        self.out_gate = nn.Conv2d(2 * channels, channels, kernel_size, padding=pad)
+
+    def forward(self, u: Tensor, state: Tensor) -> Tensor:
+        both = torch.cat([u, state], dim=1)
+        z = torch.sigmoid(self.update_gate(both))
+        r = torch.sigmoid(self.reset_gate(both))
+        cand = torch.tanh(self.out_gate(torch.cat([u, r * state], dim=1)))
+        return (1 - z) * state + z * cand
+
+
+class AVFusion(nn.Module):
+    """Audio-visual gate (spec 3.3, with the module definitions the shipped SA model lacked).
+
+    (B, A) audio embedding, (B, C_vis, h, w) visual map -> (B, 1, h, w) gate in (0, 1):
+    W = softmax_j(a'_i g_j) mixes 128 visual channels conditioned on the audio.
+    """
+
+    def __init__(self, visual_channels: int, audio_dim: int, mid_channels: int, av_dim: int = 128) -> None:
+        super().__init__()
+        self.extra_convv = nn.Conv2d(visual_channels, av_dim, 1)
+        self.extra_lineara = nn.Linear(audio_dim, av_dim)
+        self.extra_linearv = nn.Linear(visual_channels, av_dim)
+        self.extra_gateav = nn.Sequential(
+            nn.Conv2d(av_dim, mid_channels, 1), nn.ReLU(inplace=True), nn.Conv2d(mid_channels, 1, 1)
+        )
+
+    def forward(self, audio: Tensor, visual: Tensor) -> Tensor:
+        v = self.extra_convv(visual)  # (B, D, h, w)
+        a = self.extra_lineara(audio)  # (B, D)
+        g = self.extra_linearv(visual.mean(dim=(2, 3)))  # (B, D)
+        mix = torch.softmax(a.unsqueeze(2) * g.unsqueeze(1), dim=-1)  # (B, D, D)
+        z = torch.bmm(mix, v.flatten(2)).view_as(v)
+        return torch.sigmoid(self.extra_gateav(z))
+
+
+class TemporalGate(nn.Module):
+    """Temporal gate logits (spec 3.4 / 6.1 / 6.2): Conv3d (T,1,1) then two Conv3d (1,3,3).
+
+    Input (B, C, T, H, W), frames in temporal order; output (B, out_channels, H, W) logits (apply
+    sigmoid to gate). The first conv consumes the whole time axis (no temporal padding). ReLUs sit
+    between the convs (the reference is silent on them; a purely linear stack would collapse to one
+    conv).
+    """
+
+    def __init__(self, channels: int, out_channels: int, frames: int = 3) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv3d(channels, channels, (frames, 1, 1)),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(channels, channels, (1, 3, 3), padding=(0, 1, 1)),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(channels, out_channels, (1, 3, 3), padding=(0, 1, 1)),
+        )
+
+    def forward(self, stack: Tensor) -> Tensor:
+        return self.layers(stack).squeeze(2)
+
+    @staticmethod
+    def stack(frames: Tensor) -> Tensor:
+        """(B, T, C, H, W) -> (B, C, T, H, W) with a real permute (the original's `.view` was a bug)."""
+        return frames.permute(0, 2, 1, 3, 4)
+
+
+class FRL(nn.Module):
+    """Feature refine layer (spec 4.1), parameter-free and per sample.
+
+    mu = channel mean (B, 1, H, W); theta = thresh * max(mu) per sample;
+    w = sigmoid(mu) * (rate where mu < theta else 1); out = (x * w + x) / 2.
+    """
+
+    def __init__(self, rate: float = 0.6, thresh: float = 0.8) -> None:
+        super().__init__()
+        self.rate, self.thresh = rate, thresh
+
+    def forward(self, x: Tensor) -> Tensor:
+        mu = x.mean(dim=1, keepdim=True)
+        theta = self.thresh * mu.amax(dim=(2, 3), keepdim=True)
+        damp = torch.where(mu < theta, torch.full_like(mu, self.rate), torch.ones_like(mu))
+        w = torch.sigmoid(mu) * damp
+        return (x * w + x) / 2
+
+
+class CoAttentionGraph(nn.Module):
+    """AGNN-style graph over K fully connected nodes (spec 4.1), batched.
+
+    Nodes (B, K, C, h, w) -> (B, K, C, h, w) after ``rounds`` rounds of: co-attention messages from
+    every other node, a 3x3 fusion conv over the concatenated messages, an optional ConvGRU update
+    (ST+ has none) and FRL. Weights are shared across rounds and nodes; ``gate`` (the 1-channel
+    message gate conv) may be shared with a self-attention gate as in the original.
+    """
+
+    def __init__(self, channels: int, nodes: int = 3, rounds: int = 3, use_gru: bool = True,
+                 gate: nn.Conv2d | None = None, refine_rate: float = 0.6, refine_thresh: float = 0.8) -> None:
+        super().__init__()
+        half = max(1, channels // 2)
+        self.nodes, self.rounds = nodes, rounds
+        self.proja = nn.Conv2d(channels, half, 1, bias=False)
+        self.projb = nn.Conv2d(channels, half, 1, bias=False)
+        self.gate = gate if gate is not None else nn.Conv2d(channels, 1, 1, bias=False)
+        self.conv_fusion = nn.Conv2d(channels * (nodes - 1), channels, 3, padding=1)
+        self.gru = ConvGRUCell(channels) if use_gru else None
+        self.frl = FRL(refine_rate, refine_thresh)
+        # message k <- j for every ordered pair k != j, grouped by receiving node k
+        pairs = [(k, j) for k in range(nodes) for j in range(nodes) if j != k]
+        self.register_buffer("_recv", torch.tensor([k for k, _ in pairs]), persistent=False)
+        self.register_buffer("_send", torch.tensor([j for _, j in pairs]), persistent=False)
+
+    def messages(self, nodes: Tensor) -> Tensor:
+        """(B, K, C, h, w) -> (B, K, (K-1) * C, h, w): gated co-attention messages to every node."""
+        b, k, c, h, w = nodes.shape
+        flat = nodes.flatten(0, 1)  # (B*K, C, h, w)
+        ea = self.proja(flat).view(b, k, -1, h * w)
+        qb = self.projb(flat).view(b, k, -1, h * w)
+        e = ea[:, self._recv].flatten(0, 1)  # (B*P, C/2, N) exemplar (receiver)
+        q = qb[:, self._send].flatten(0, 1)  # (B*P, C/2, N) query (sender)
+        qraw = nodes[:, self._send].flatten(0, 1).flatten(2)  # (B*P, C, N)
+        affinity = torch.bmm(e.transpose(1, 2), q)  # (B*P, N_e, N_q)
+        attn = torch.softmax(affinity, dim=2)  # over query positions
+        msg = torch.bmm(qraw, attn.transpose(1, 2)).view(-1, c, h, w)  # (B*P, C, h, w)
+        msg = msg * torch.sigmoid(self.gate(msg))
+        return msg.view(b, k, (k - 1) * c, h, w)
+
+    def forward(self, nodes: Tensor) -> Tensor:
+        b, k = nodes.shape[:2]
+        for _ in range(self.rounds):
+            m = self.conv_fusion(self.messages(nodes).flatten(0, 1))
+            h = nodes.flatten(0, 1)
+            h = self.gru(m, h) if self.gru is not None else m
+            nodes = self.frl(h).unflatten(0, (b, k))
+        return nodes
+
+
+def param_groups(model: nn.Module, lr: float, weight_decay: float) -> list[dict]:
+    """The original's four SGD groups (spec 3.1): base weights lr, base biases 2 lr, ``extra`` weights
+    10 lr, ``extra`` biases 20 lr; weight decay on all groups."""
+    keys = [(e, b) for e in (False, True) for b in (False, True)]
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {key: [] for key in keys}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            groups[("extra" in name, name.endswith("bias"))].append(p)
+    scale = {(False, False): 1, (False, True): 2, (True, False): 10, (True, True): 20}
+    return [
+        {"params": ps, "lr": lr * scale[key], "weight_decay": weight_decay, "initial_lr": lr * scale[key]}
+        for key, ps in groups.items() if ps
+    ]
+
+
+def init_heads(module: nn.Module, std: float = 0.01) -> None:
+    """Initialise every Conv2d weight of a new head from N(0, std) (spec 3.1 "Init")."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.normal_(m.weight, 0.0, std)

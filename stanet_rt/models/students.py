@@ -1,0 +1,229 @@
+"""Students: STA (spec 6.1), STA+ (spec 6.2) and the light causal ``stanet_lite`` (issue 8).
+
+All follow the encode/head contract of :mod:`stanet_rt.models.student_base`. STA and stanet_lite are
+the same network (:class:`STAStudent`) with different backbones and windows (STA: ResNeXt-101,
+offsets -1, 0, +1; lite: ResNet-18-class, offsets -2, -1, 0, no look-ahead).
+
+Differences from the original, on purpose:
+- STA gates its audio path with ``audio_on`` (the original accepted the AudioSwitch output and
+  ignored it); the declared-but-unused modules (``extra_audio_d`` 16.8 M params, ...) are dropped.
+- The head predicts the map of the offset-0 frame; the original also produced maps for t-1 / t+1
+  from re-ordered stacks. ``forward_train`` returns the two decoder levels of that frame.
+- STA+ computes its AudioSwitch decision inside the encoder on the frame resized to
+  ``switch_input_size`` (the original loaded the node-centre frames again at 356 x 356).
+
+Imports torch and ``stanet_rt.{config,models}``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from stanet_rt.config import ModelConfig
+from stanet_rt.models.backbones import build_audio_net, build_backbone
+from stanet_rt.models.blocks import (
+    FRL,
+    AVFusion,
+    CAMHead,
+    CoAttentionGraph,
+    ConvGRUCell,
+    SelfAttentionGate,
+    TemporalGate,
+    gated_residual,
+    init_heads,
+    resize_to,
+)
+from stanet_rt.models.student_base import StudentModel
+from stanet_rt.models.switch import AudioSwitch
+
+
+def _output_size(config: ModelConfig, output_size: tuple[int, int] | None) -> tuple[int, int]:
+    return output_size if output_size is not None else (config.input_size, config.input_size)
+
+
+def _conv_out(size: int, stride: int) -> int:
+    """Spatial size after a ResNet/VGG trunk of total ``stride`` (each stride-2 op rounds up)."""
+    for _ in range(stride.bit_length() - 1):
+        size = (size + 1) // 2
+    return size
+
+
+class _AudioMixin:
+    """Audio net shared by the students: (B, 1, 257, 48) -> (B, A) embedding."""
+
+    audio_net: nn.Module | None
+
+    @property
+    def audio_embedding_dim(self) -> int:
+        return self.audio_net.out_dim if self.audio_net is not None else 0
+
+    def encode_audio(self, spectrogram: Tensor) -> Tensor:
+        if self.audio_net is None:
+            raise RuntimeError("this config has no audio path")
+        return self.audio_net(spectrogram)
+
+
+class STAStudent(_AudioMixin, StudentModel):
+    """STA / stanet_lite: multi-level trunk, 32-channel heads, temporal + audio-visual + attention gates,
+    ConvGRU and a two-level decoder (spec 6.1).
+
+    Features per frame: ``s0`` (C, H/8, W/8), ``s1`` (C, H/16), ``x`` (C, H/32), ``av`` (1, H/32).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        c = config.channels
+        self.backbone = build_backbone(config.backbone)
+        ch = self.backbone.channels
+        self.audio_net = (
+            build_audio_net(config.audio_backbone, config.netvlad_clusters) if config.uses_audio else None
+        )
+        self.extra_s0 = nn.Conv2d(ch[1], c, 1)
+        self.extra_s1 = nn.Conv2d(ch[2], c, 1)
+        self.extra_x = nn.Conv2d(ch[3], c, 1)
+        self.extra_av = None
+        if self.audio_net is not None:
+            self.extra_av = AVFusion(ch[3], self.audio_embedding_dim, c, config.av_dim)
+        self.extra_temporal = TemporalGate(c, c, frames=len(config.window_offsets))
+        self.extra_attention = SelfAttentionGate(c)
+        n_terms = 3 if self.audio_net is not None else 2
+        self.extra_fuse = nn.Conv2d(n_terms * c, c, 3, padding=1)
+        self.extra_gru = ConvGRUCell(c)
+        self.extra_refine1 = nn.Conv2d(2 * c, c, 3, padding=1)
+        self.extra_refine0 = nn.Conv2d(2 * c, c, 3, padding=1)
+        self.extra_out1 = nn.Conv2d(c, 1, 1)
+        self.extra_out0 = nn.Conv2d(c, 1, 1)
+        self.centre = config.window_offsets.index(0)
+        init_heads(nn.ModuleList(m for n, m in self.named_children() if n.startswith("extra")))
+
+    def feature_shapes(self, height: int, width: int) -> OrderedDict[str, tuple[int, ...]]:
+        c = self.config.channels
+        shapes = OrderedDict(
+            s0=(c, _conv_out(height, 8), _conv_out(width, 8)),
+            s1=(c, _conv_out(height, 16), _conv_out(width, 16)),
+            x=(c, _conv_out(height, 32), _conv_out(width, 32)),
+        )
+        if self.audio_net is not None:
+            shapes["av"] = (1, _conv_out(height, 32), _conv_out(width, 32))
+        return shapes
+
+    def encode(self, frames: Tensor, audio_embedding: Tensor | None = None,
+               audio_on: Tensor | None = None) -> OrderedDict[str, Tensor]:
+        _, f0, f1, f2 = self.backbone(frames)
+        feats = OrderedDict(s0=self.extra_s0(f0), s1=self.extra_s1(f1), x=self.extra_x(f2))
+        if self.extra_av is not None:
+            emb, on = self.audio_inputs(frames.shape[0], audio_embedding, audio_on, frames)
+            feats["av"] = self.extra_av(emb, f2) * on[:, :, None, None]
+        return feats
+
+    def _decode(self, window: dict[str, Tensor], output_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        x_all = window["x"]
+        x = x_all[:, self.centre]
+        s0, s1 = window["s0"][:, self.centre], window["s1"][:, self.centre]
+        temporal = torch.sigmoid(self.extra_temporal(TemporalGate.stack(x_all)))
+        terms = [F.relu(x + self.extra_attention(x)), gated_residual(x, temporal)]
+        if self.extra_av is not None:
+            terms.append(gated_residual(x, window["av"][:, self.centre]))
+        y = self.extra_gru(self.extra_fuse(torch.cat(terms, dim=1)), x)
+        up = resize_to(y, s1.shape[-2:])
+        r1 = F.relu(self.extra_refine1(torch.cat([up, s1], dim=1)) + s1)
+        r1 = resize_to(r1, s0.shape[-2:])
+        r0 = F.relu(self.extra_refine0(torch.cat([r1, s0], dim=1)) + r1)
+        return resize_to(self.extra_out1(r1), output_size), resize_to(self.extra_out0(r0), output_size)
+
+    def head(self, window: dict[str, Tensor], output_size: tuple[int, int] | None = None) -> Tensor:
+        return self._decode(window, _output_size(self.config, output_size))[1]
+
+    def forward_train(self, frames: Tensor, spectrograms: Tensor | None = None) -> Tensor:
+        """(B, T, 3, H, W), (B, T, 1, 257, 48) -> (B, 2, 1, H, W): coarse and fine logits of offset 0."""
+        window = self.encode_window(frames, spectrograms)
+        return torch.stack(self._decode(window, tuple(frames.shape[-2:])), dim=1)
+
+
+class STAPlusStudent(_AudioMixin, StudentModel):
+    """STA+ (spec 6.2): VGG16-D1 + CAM head per frame; 9-frame window as 3 triplet nodes (centres -3, 0,
+    +3); temporal gate per triplet; audio-visual gate on the centres, times ``audio_on`` and the
+    AudioSwitch decision; co-attention graph; BN readout -> logits of the centre node.
+
+    Features per frame: ``x`` (K classes, H/8, W/8) and ``av`` (1, H/8, W/8).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        if len(config.window_offsets) % 3:
+            raise ValueError("STA+ needs a window of 3 triplets")
+        k = config.num_classes
+        self.backbone = build_backbone(config.backbone)
+        vis = self.backbone.channels[-1]
+        self.audio_net = (
+            build_audio_net(config.audio_backbone, config.netvlad_clusters) if config.uses_audio else None
+        )
+        self.extra_cam = CAMHead(vis, k, config.head_depth, config.head_width)
+        self.extra_av = AVFusion(vis, self.audio_embedding_dim, k, config.av_dim) if self.audio_net else None
+        self.switch = None
+        if config.use_switch and self.audio_net is not None:
+            self.switch = AudioSwitch(config.replace(backbone=config.switch_backbone or config.backbone))
+        self.extra_temporal = TemporalGate(k, 1, frames=3)
+        self.extra_attention = SelfAttentionGate(k)
+        n_terms = 3 if self.audio_net is not None else 2
+        self.extra_fuse = nn.Conv2d(n_terms * k, k, 3, padding=1)
+        self.extra_graph = CoAttentionGraph(
+            k, 3, config.graph_rounds, use_gru=True, gate=self.extra_attention.gate,
+            refine_rate=config.refine_rate, refine_thresh=config.refine_thresh,
+        )
+        self.extra_readout = nn.Sequential(
+            nn.Conv2d(2 * k, k, 1, bias=False), nn.BatchNorm2d(k), nn.ReLU(inplace=True), nn.Conv2d(k, 1, 1)
+        )
+        self.frl = FRL(config.refine_rate, config.refine_thresh)
+        init_heads(nn.ModuleList(m for n, m in self.named_children() if n.startswith("extra")))
+
+    def feature_shapes(self, height: int, width: int) -> OrderedDict[str, tuple[int, ...]]:
+        h, w = _conv_out(height, 8), _conv_out(width, 8)
+        shapes = OrderedDict(x=(self.config.num_classes, h, w))
+        if self.audio_net is not None:
+            shapes["av"] = (1, h, w)
+        return shapes
+
+    def encode(self, frames: Tensor, audio_embedding: Tensor | None = None,
+               audio_on: Tensor | None = None) -> OrderedDict[str, Tensor]:
+        (v,) = self.backbone(frames)
+        feats = OrderedDict(x=self.extra_cam(v))
+        if self.extra_av is not None:
+            emb, on = self.audio_inputs(frames.shape[0], audio_embedding, audio_on, frames)
+            if self.switch is not None:
+                size = self.config.switch_input_size or self.config.input_size
+                on = on * self.switch.decision(self.switch(resize_to(frames, (size, size)), emb))
+            feats["av"] = self.extra_av(emb, v) * on[:, :, None, None]
+        return feats
+
+    def _node_maps(self, window: dict[str, Tensor], output_size: tuple[int, int]) -> Tensor:
+        """All 3 node maps: (B, 3, 1, H, W) logits for the triplet centres."""
+        x_all = window["x"]  # (B, 9, K, h, w)
+        b, t, k, h, w = x_all.shape
+        triplets = x_all.view(b * 3, 3, k, h, w)
+        x = triplets[:, 1]  # centre of every triplet, (B*3, K, h, w)
+        temporal = torch.sigmoid(self.extra_temporal(TemporalGate.stack(triplets)))
+        terms = [F.relu(x + self.extra_attention(x)), gated_residual(x, temporal)]
+        if self.extra_av is not None:
+            terms.append(gated_residual(x, window["av"].view(b * 3, 3, 1, h, w)[:, 1]))
+        nodes = self.extra_fuse(torch.cat(terms, dim=1)).view(b, 3, k, h, w)
+        nodes = self.extra_graph(nodes)
+        logits = self.extra_readout(torch.cat([nodes.flatten(0, 1), x], dim=1))
+        return resize_to(logits, output_size).view(b, 3, 1, *output_size)
+
+    def head(self, window: dict[str, Tensor], output_size: tuple[int, int] | None = None) -> Tensor:
+        return self._node_maps(window, _output_size(self.config, output_size))[:, 1]
+
+    def forward_train(self, frames: Tensor, spectrograms: Tensor | None = None) -> Tensor:
+        """(B, 9, 3, H, W), (B, 9, 1, 257, 48) -> (B, 3, 1, H, W): node maps of offsets -3, 0, +3."""
+        window = self.encode_window(frames, spectrograms)
+        return self._node_maps(window, tuple(frames.shape[-2:]))
+
+    @property
+    def node_offsets(self) -> tuple[int, int, int]:
+        o = self.config.window_offsets
+        return (o[1], o[4], o[7])
