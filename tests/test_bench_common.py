@@ -52,3 +52,13 @@ def test_result_files(tmp_path) -> None:
 def test_markdown_table_columns() -> None:
     md = markdown_table([{"x": 1, "y": 2.0}], columns=["y"])
     assert "| y |" in md and "| 2 |" in md
+
+
+def test_metric_benchmark_runs_and_writes(tmp_path) -> None:
+    from benchmarks.bench_metrics import run
+
+    result = run(64, 36, pred_size=32, iterations=2)
+    stages = [r["stage"] for r in result.rows]
+    assert "all metrics, one frame" in stages and all(r["p50_ms"] > 0 for r in result.rows)
+    paths = result.write(tmp_path)
+    assert paths["md"].read_text().count("|") > 10
