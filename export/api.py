@@ -1,0 +1,107 @@
+"""``export_model``: a student (checkpoint or registered config) -> ONNX graphs (+ FP16) with parity,
+and TensorRT engines where TensorRT and a GPU exist. One entry point; one function per format.
+
+Imports torch, onnx and ``stanet_rt``; the engines package is not needed to export.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+
+from export.fp16 import to_fp16
+from export.onnx_export import DEFAULT_OPSET, export_part, part_path, part_specs, save_atomic, set_metadata
+from export.parity import ParityResult, check_part, real_inputs
+from stanet_rt.errors import InputError
+from stanet_rt.models.student_base import StudentModel
+
+
+@dataclass
+class ExportReport:
+    files: list[Path] = field(default_factory=list)
+    parity: list[ParityResult] = field(default_factory=list)
+    engines: list[Path] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.parity)
+
+
+def load_student(model: str | Path | StudentModel) -> tuple[StudentModel, str]:
+    """A StudentModel from a checkpoint path, a registered config name (random weights) or a module."""
+    if isinstance(model, StudentModel):
+        return model.eval(), "module"
+    from stanet_rt.config import list_configs
+
+    if str(model) in list_configs():
+        from stanet_rt.config import get_config
+        from stanet_rt.models.factory import build_model
+
+        net = build_model(get_config(str(model))).eval()
+        return net, f"config {model} (random weights)"
+    from stanet_rt.checkpoint import load_checkpoint
+
+    net, cfg, _ = load_checkpoint(model)
+    if not isinstance(net, StudentModel):
+        raise InputError(f"{model}: a {cfg.arch} checkpoint is not a student; only STA / STA+ / stanet_lite export")
+    return net, f"checkpoint {model}"
+
+
+def export_model(model: str | Path | StudentModel, out_dir: str | Path, fp16: bool = False,
+                 opset: int = DEFAULT_OPSET, check_only: bool = False, tensorrt: bool = True,
+                 name: str | None = None, progress: bool = True) -> ExportReport:
+    """Export (or with ``check_only`` re-check) every graph of a student; parity runs after each export."""
+    net, source = load_student(model)
+    name = name or net.config.name
+    out_dir = Path(out_dir)
+    report = ExportReport(messages=[f"exporting {name} from {source}"])
+    config_json = net.config.to_json()
+    specs = part_specs(net)
+    precisions = ["fp32", "fp16"] if fp16 else ["fp32"]
+    from rich.progress import Progress
+
+    with Progress(transient=True, disable=not progress) as bar:
+        task = bar.add_task("export", total=len(specs) * len(precisions))
+        for spec in specs:
+            for precision in precisions:
+                bar.update(task, description=f"{spec.part} {precision}")
+                path = part_path(out_dir, name, spec.part, precision)
+                if check_only:
+                    if not path.is_file():
+                        raise InputError(f"{path}: not found (run without --check-only first)")
+                elif precision == "fp32":
+                    export_part(spec, path, config_json, opset)
+                else:
+                    fp32 = onnx.load(str(part_path(out_dir, name, spec.part, "fp32")))
+                    half = to_fp16(fp32, spec.part)
+                    set_metadata(half, config_json, spec.part, "fp16")
+                    save_atomic(half, path)
+                report.files.append(path)
+                for label, inputs in (("random", spec.example), ("real", real_inputs(spec, net))):
+                    report.parity += check_part(spec, str(path), precision, inputs, label)
+                bar.advance(task)
+    if tensorrt and not check_only:
+        report.engines, msg = build_engines(report.files, out_dir, name, specs)
+        report.messages.append(msg)
+    return report
+
+
+def build_engines(files: list[Path], out_dir: Path, name: str, specs: list) -> tuple[list[Path], str]:
+    """Build a TensorRT engine for every exported graph, or say why not (the ONNX files stay)."""
+    from export.tensorrt_build import TensorRTUnavailable, build_engine, trt_environment
+
+    try:
+        trt_environment()
+    except TensorRTUnavailable as exc:
+        return [], f"TensorRT engines skipped: {exc}; the ONNX files were written"
+    shapes = {s.part: dict(zip(s.input_names, [tuple(x.shape) for x in s.example], strict=True)) for s in specs}
+    engines = []
+    cache = out_dir / "timing.cache"
+    for path in files:
+        part = path.name.split(".")[1]
+        precision = "fp16" if ".fp16." in path.name else "fp32"
+        engines.append(build_engine(path, out_dir, name, part, precision, shapes[part], timing_cache=cache).engine)
+    return engines, f"built {len(engines)} TensorRT engines"

@@ -1,0 +1,42 @@
+"""``stanet-rt export MODEL``: ONNX graphs (FP32, optionally FP16) with parity, then TensorRT engines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from stanet_rt.cli import app
+
+
+@app.command("export")
+def export_cmd(
+    model: str = typer.Argument(..., help="A student checkpoint (.pt) or a registered config name (random weights)."),
+    out: Path = typer.Option(Path("exported"), "--out", help="Output folder."),
+    fp16: bool = typer.Option(False, "--fp16", help="Also write FP16 graphs (FP32 I/O) and check them."),
+    opset: int = typer.Option(18, "--opset", help="ONNX opset (18 is what TensorRT parses reliably)."),
+    check_only: bool = typer.Option(False, "--check-only", help="Re-run parity on existing files."),
+    trt: bool = typer.Option(True, "--trt/--no-trt", help="Build TensorRT engines when TensorRT and a GPU exist."),
+) -> None:
+    """Export a student (audio front end, encoder, head) to ONNX, check parity, build engines."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from export.api import export_model
+
+    report = export_model(model, out, fp16=fp16, opset=opset, check_only=check_only, tensorrt=trt)
+    console = Console()
+    table = Table(title="parity: ONNX Runtime (CPU) vs PyTorch")
+    for col in ("part", "precision", "inputs", "output", "max abs err", "CC", "ok"):
+        table.add_column(col)
+    for r in report.parity:
+        cc = "-" if r.cc is None else f"{r.cc:.6f}"
+        table.add_row(r.part, r.precision, r.inputs, r.output, f"{r.max_abs_err:.2e}", cc, "yes" if r.passed else "NO")
+    console.print(table)
+    for msg in report.messages:
+        console.print(msg, markup=False)
+    for f in report.files:
+        console.print(f"  {f}")
+    if not report.passed:
+        typer.echo("error: parity check failed (see the table)", err=True)
+        raise typer.Exit(1)
