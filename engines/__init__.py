@@ -1,0 +1,10 @@
+"""One inference interface over PyTorch, ONNX Runtime and native TensorRT.
+
+``engines.open(path, backend="auto", device="auto")`` opens one graph; ``engines.open_student(path)``
+opens a student's audio / encoder / head graphs (or a checkpoint through PyTorch).
+"""
+
+from engines.auto import BACKENDS, StudentEngines, open, open_student  # noqa: A004
+from engines.base import Engine, EngineInfo, TensorSpec
+
+__all__ = ["BACKENDS", "Engine", "EngineInfo", "StudentEngines", "TensorSpec", "open", "open_student"]

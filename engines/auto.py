@@ -1,0 +1,156 @@
+"""``open()`` picks a backend by file suffix; ``open_student()`` bundles a student's parts.
+
+``auto``: ``.engine`` -> native TensorRT if its sidecar matches this GPU and TensorRT version, else
+the ONNX beside it through ONNX Runtime, with a one-line warning saying why; ``.onnx`` -> ONNX Runtime;
+``.pt`` (a checkpoint) -> PyTorch. Imports ``engines`` backends lazily.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from engines.base import Engine
+from stanet_rt.config import ModelConfig
+from stanet_rt.errors import InputError
+
+log = logging.getLogger("stanet_rt.engines")
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+
+
+def _gpu_and_trt() -> tuple[str | None, str | None, str | None]:
+    """(GPU name, compute capability, TensorRT version), None where absent."""
+    gpu = cc = trt_version = None
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = torch.cuda.get_device_name(0)
+            cc = "{}.{}".format(*torch.cuda.get_device_capability(0))
+    except Exception:
+        pass
+    try:
+        import tensorrt
+
+        trt_version = tensorrt.__version__
+    except ImportError:
+        pass
+    return gpu, cc, trt_version
+
+
+def onnx_beside(engine_path: Path) -> Path:
+    """``<name>.<part>.<precision>.<gpu>.<trt>.engine`` -> ``<name>.<part>[.fp16].onnx``."""
+    parts = engine_path.name.split(".")
+    name, part, precision = parts[0], parts[1], parts[2]
+    suffix = "" if precision == "fp32" else f".{precision}"
+    return engine_path.parent / f"{name}.{part}{suffix}.onnx"
+
+
+def open(path: str | Path, backend: str = "auto", device: str = "auto") -> Engine:  # noqa: A001
+    """Open one graph: an ``.engine``, an ``.onnx`` or (for the torch backend) a student part is not a
+    file; use :func:`open_student` for checkpoints."""
+    path = Path(path)
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if path.suffix == ".engine":
+        if backend in ("auto", "tensorrt"):
+            from export.sidecar import Sidecar, mismatch_reason, sha256_of
+
+            try:
+                side = Sidecar.read(path)
+            except (FileNotFoundError, TypeError, ValueError) as exc:
+                reason = f"sidecar unreadable ({exc})"
+            else:
+                onnx = onnx_beside(path)
+                gpu, cc, trt_version = _gpu_and_trt()
+                reason = mismatch_reason(side, gpu, cc, trt_version, sha256_of(onnx) if onnx.exists() else None)
+            if reason is None:
+                from engines.trt_backend import TensorRTEngine
+
+                return TensorRTEngine(path)
+            if backend == "tensorrt":
+                raise InputError(f"{path}: cannot run this engine here: {reason}")
+            fallback = onnx_beside(path)
+            if not fallback.exists():
+                raise InputError(f"{path}: cannot run this engine here ({reason}) and {fallback.name} is missing")
+            log.warning("%s: %s; using %s through ONNX Runtime", path.name, reason, fallback.name)
+            engine = open(fallback, "onnxruntime", device)
+            engine.info.notes.append(f"fallback from {path.name}: {reason}")
+            return engine
+        raise InputError(f"{path}: an engine file needs the tensorrt or auto backend, not {backend}")
+    if path.suffix == ".onnx":
+        if backend not in ("auto", "onnxruntime"):
+            raise InputError(f"{path}: an ONNX file runs with onnxruntime (or auto), not {backend}")
+        from engines.ort_backend import OrtEngine
+
+        return OrtEngine(path, device)
+    raise InputError(f"{path}: unknown model file type {path.suffix!r} (expected .onnx or .engine; "
+                     "checkpoints open with open_student)")
+
+
+@dataclass
+class StudentEngines:
+    """A student's parts behind engines: ``audio`` (None without audio), ``encoder``, ``head``."""
+
+    config: ModelConfig
+    encoder: Engine
+    head: Engine
+    audio: Engine | None = None
+
+    @property
+    def backend(self) -> str:
+        return self.encoder.info.backend
+
+
+def _config_from_metadata(meta: dict[str, str], path: Path) -> ModelConfig:
+    if "stanet_rt.config" not in meta:
+        raise InputError(f"{path}: not a stanet-rt export (no stanet_rt.config in its metadata)")
+    return ModelConfig.from_json(meta["stanet_rt.config"])
+
+
+def open_student(path: str | Path, backend: str = "auto", device: str = "auto") -> StudentEngines:
+    """A checkpoint (``.pt``: torch backend), an export folder, or a ``<dir>/<name>`` prefix of ONNX /
+    engine files. ``auto`` prefers TensorRT engines, then ONNX, and uses torch for a checkpoint."""
+    path = Path(path)
+    if path.suffix in (".pt", ".pth"):
+        if backend not in ("auto", "torch"):
+            raise InputError(f"{path}: a checkpoint runs with the torch backend; export it for {backend}")
+        from engines.torch_backend import torch_engines
+        from stanet_rt.checkpoint import load_checkpoint
+        from stanet_rt.models.student_base import StudentModel
+
+        model, config, _ = load_checkpoint(path)
+        if not isinstance(model, StudentModel):
+            raise InputError(f"{path}: a {config.arch} checkpoint is not a student (STA / STA+ / stanet_lite)")
+        dev = device if device != "auto" else ("cuda" if _gpu_and_trt()[0] else "cpu")
+        parts = torch_engines(model, dev)
+        return StudentEngines(config, parts["encoder"], parts["head"], parts.get("audio"))
+    if path.is_dir():
+        heads = sorted(path.glob("*.head.onnx"))
+        if len(heads) != 1:
+            raise InputError(f"{path}: expected exactly one <name>.head.onnx in the folder, found {len(heads)}")
+        prefix = heads[0].parent / heads[0].name.split(".")[0]
+    else:
+        prefix = path
+    engines: dict[str, Engine] = {}
+    for part in ("audio", "encoder", "head"):
+        candidates = sorted(prefix.parent.glob(f"{prefix.name}.{part}.*.engine")) if backend != "onnxruntime" else []
+        onnx = prefix.parent / f"{prefix.name}.{part}.onnx"
+        if candidates and backend in ("auto", "tensorrt"):
+            engines[part] = open(candidates[0], backend, device)
+        elif onnx.exists():
+            engines[part] = open(onnx, "onnxruntime" if backend != "torch" else backend, device)
+        elif part != "audio":
+            raise InputError(f"{onnx}: not found (export the model with `stanet-rt export`)")
+    meta = getattr(engines["head"], "metadata", None)
+    if meta is None:
+        import onnx as onnx_lib
+
+        meta = {p.key: p.value for p in onnx_lib.load(str(prefix.parent / f"{prefix.name}.head.onnx")).metadata_props}
+    config = _config_from_metadata(meta, prefix)
+    if meta.get("stanet_rt.part") not in (None, "head"):
+        raise InputError(f"{prefix}.head.onnx: metadata says part {meta.get('stanet_rt.part')!r}, not head")
+    return StudentEngines(config, engines["encoder"], engines["head"], engines.get("audio"))
