@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # The CPU wheel of torch is pinned: an unpinned torch would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup test test-fast demo lint clean
+.PHONY: setup test test-fast demo default-model lint clean
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,10 @@ test-fast: setup
 
 demo: setup
 	$(BIN)/stanet-rt demo
+
+# Rebuild the interim default model shipped in stanet_rt/assets/default.pt (~2 min on a CPU).
+default-model: setup
+	$(BIN)/python scripts/build_default_model.py --out stanet_rt/assets/default.pt
 
 lint: setup
 	$(BIN)/ruff check .

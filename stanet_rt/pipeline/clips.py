@@ -38,9 +38,9 @@ def make_clip(path: str | Path, seconds: float = 2.0, fps: int = 10, width: int 
             env = 0.5 + 0.5 * np.sin(2 * np.pi * 1.5 * t)
             cx, cy = width * (0.3 + 0.4 * t / max(seconds, 1e-6)), height * 0.45
             r_src = height * (0.10 + 0.08 * env)
-            img[(xx - cx) ** 2 + (yy - cy) ** 2 < r_src**2] = (240, 200, 40)
+            img[(xx - cx) ** 2 + (yy - cy) ** 2 < r_src**2] = (70, 140, 235)
             dx, dy = width * 0.8, height * 0.75  # silent distractor of the same look, constant size
-            img[(xx - dx) ** 2 + (yy - dy) ** 2 < (height * 0.12) ** 2] = (240, 200, 40)
+            img[(xx - dx) ** 2 + (yy - dy) ** 2 < (height * 0.12) ** 2] = (70, 140, 235)
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             frame.pts = i
             frame.time_base = Fraction(1, fps)
