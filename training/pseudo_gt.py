@@ -143,7 +143,8 @@ def resize_bilinear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if image.ndim == 2:
         return ndimage.map_coordinates(image, [yy, xx], order=1, mode="nearest").astype(np.float32)
     channels = [
-        ndimage.map_coordinates(image[..., c], [yy, xx], order=1, mode="nearest") for c in range(image.shape[2])
+        ndimage.map_coordinates(image[..., c], [yy, xx], order=1, mode="nearest")
+        for c in range(image.shape[2])
     ]
     return np.stack(channels, axis=-1).astype(np.float32)
 
