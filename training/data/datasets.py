@@ -313,7 +313,8 @@ class SwitchDataset(StageDataset):
         super().set_epoch(epoch)
         negatives = self._negatives
         if len(negatives) > len(self._positives):
-            rng = np.random.default_rng([self.seed, self.epoch, -1])
+            # a stream of its own, distinct from every sample's (seed, epoch, index) stream
+            rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch], spawn_key=(1,)))
             keep = np.sort(rng.choice(len(negatives), size=len(self._positives), replace=False))
             negatives = negatives[keep]
         self.items = np.concatenate([self._positives, negatives])
