@@ -210,6 +210,10 @@ def test_media_store_cache(records, store, monkeypatch) -> None:
     frames, spec = store.frames(0), store.spectrograms(0)
     assert frames.shape == (12, SIZE, SIZE, 3) and spec.shape == (12, 257, 48) and spec.dtype == np.float32
     assert (store.cache_dir / f"a_{SIZE}.npy").is_file() and (store.cache_dir / "a_spec_end.npy").is_file()
+    bounded = MediaStore(records, SIZE, None, max_open=1)  # memory only, one video at a time
+    np.testing.assert_array_equal(bounded.frames(1)[:, 0, 0], store.frames(1)[:, 0, 0])
+    np.testing.assert_array_equal(bounded.frames(2)[:, 0, 0], store.frames(2)[:, 0, 0])
+    assert len(bounded._memory) == 1
     import training.data.frames as frames_module
 
     def refuse(*args, **kwargs):

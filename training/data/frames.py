@@ -126,7 +126,9 @@ class MediaStore:
     ``size``: the square side frames are decoded to (pixels). ``audio``: the audio front end
     (window, STFT parameters, ``alignment`` "start" = the original's evenly spread windows or "end" =
     the streaming window ending at each frame; ``alignment`` overrides it). ``cache_dir``: where
-    ``.npy`` caches go (None: memory only). ``memory_videos``: how many videos' arrays stay in memory.
+    ``.npy`` caches go (None: memory only). Arrays stay in an LRU: at most ``max_open`` of them
+    (memory-mapped caches hold a file descriptor each) and at most ``memory_bytes`` of decoded arrays
+    held in RAM (without a cache dir; memory-mapped ones are paged by the OS and do not count).
 
     Safe to use from DataLoader workers: caches are written atomically, the in-memory part is dropped
     when the store is pickled.
@@ -139,7 +141,8 @@ class MediaStore:
         cache_dir: str | Path | None = None,
         audio: AudioConfig = AUDIO,
         alignment: str | None = None,
-        memory_videos: int = 64,
+        max_open: int = 256,
+        memory_bytes: int = 2 << 30,
     ) -> None:
         if size < 8:
             raise ValueError(f"frame size must be >= 8 pixels, got {size}")
@@ -150,7 +153,8 @@ class MediaStore:
         self.alignment = alignment or audio.alignment
         if self.alignment not in ("start", "end"):
             raise InputError(f"audio alignment must be 'start' or 'end', got {self.alignment!r}")
-        self.memory_videos = memory_videos
+        self.max_open = max_open
+        self.memory_bytes = memory_bytes
         self._memory: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
 
     def __len__(self) -> int:
@@ -210,9 +214,15 @@ class MediaStore:
             if path is not None:
                 save_npy(path, array)
         self._memory[key] = array
-        while len(self._memory) > self.memory_videos:
+        while len(self._memory) > 1 and (
+            len(self._memory) > self.max_open or self._resident() > self.memory_bytes
+        ):
             self._memory.popitem(last=False)
         return array
+
+    def _resident(self) -> int:
+        """Bytes of the in-memory (not memory-mapped) arrays held."""
+        return sum(a.nbytes for a in self._memory.values() if not isinstance(a, np.memmap))
 
     def _decode(self, rec: VideoRecord) -> np.ndarray:
         raw = (

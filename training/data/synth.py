@@ -78,7 +78,7 @@ class SynthConfig:
     background noise; ``clutter``: static background shapes per clip; ``noise``: per-pixel sensor
     noise std (0-255); ``fixations``: fixation draws per frame; ``sigma_scale``: GT Gaussian sigma as a
     fraction of the object's side; ``split``: train / val / test fractions; ``full_event_prob``: the
-    probability that the event lasts the whole clip (else it covers half the clip or more).
+    probability that the event lasts the whole clip (else it lasts 1 s up to the whole clip).
     """
 
     classes: int = 4
@@ -94,7 +94,7 @@ class SynthConfig:
     fixations: int = 15
     sigma_scale: float = 0.5
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    full_event_prob: float = 0.3
+    full_event_prob: float = 0.25
 
     def __post_init__(self) -> None:
         if self.size < 32 or self.size % 2:
@@ -236,10 +236,10 @@ def make_clip(config: SynthConfig, seed: int, index: int, split: str = "train") 
 
 
 def _event_segment(rng: np.random.Generator, seconds: int, full_prob: float) -> tuple[int, int]:
-    """One event [start, end) in whole seconds: the whole clip, or at least half of it."""
+    """One event [start, end) in whole seconds: the whole clip, or 1 s up to the whole clip."""
     if rng.random() < full_prob:
         return 0, seconds
-    length = int(rng.integers(max(1, seconds // 2), seconds + 1))
+    length = int(rng.integers(1, seconds + 1))
     start = int(rng.integers(0, seconds - length + 1))
     return start, start + length
 

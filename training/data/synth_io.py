@@ -52,7 +52,7 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int, audio: np.ndarray, rate:
         vs.width, vs.height, vs.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         vs.codec_context.thread_count = 1
         if vcodec == "libx264":
-            vs.options = {"crf": "18", "preset": "medium"}
+            vs.options = {"crf": "18", "preset": "veryfast"}
         else:
             vs.bit_rate = 2_000_000
         audio_rate = 48000 if acodec == "libopus" else rate  # Opus only runs at 48 kHz
@@ -95,7 +95,7 @@ def write_gt_h5(path: Path, density: np.ndarray, fixations: np.ndarray, attrs: d
     import h5py
 
     with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=True) as fh:
-        kw = dict(compression="gzip", compression_opts=4, chunks=(1, *density.shape[1:]))
+        kw = dict(compression="gzip", compression_opts=1, shuffle=True, chunks=(1, *density.shape[1:]))
         fh.create_dataset("density", data=density.astype(np.float32), **kw)
         fh.create_dataset("fixations", data=fixations.astype(np.uint8), **kw)
         for key, value in attrs.items():
