@@ -3,6 +3,7 @@ balancing, student pseudo-GT, the media cache, and a batch through real models."
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -175,6 +176,11 @@ def test_switch_dataset_balances_negatives(records, store) -> None:
     targets = [int(ds[i]["target"]) for i in range(len(ds))]
     assert targets.count(1) == targets.count(0) == 3 * len(VIDEOS)
     assert ds[0]["spectrograms"].shape == (1, 1, 257, 48)
+    assert "label" not in ds[0]
+    many_classes = [
+        dataclasses.replace(r, class_index=5) for r in records
+    ]  # the switch has 2 outputs, not 2 classes
+    assert len(SwitchDataset(many_classes, get_config("tiny_audio_switch"), store=store)) == len(ds)
     negatives = {tuple(x) for x in ds.items[ds.items[:, 1] >= 3].tolist()}
     ds.set_epoch(1)
     assert {tuple(x) for x in ds.items[ds.items[:, 1] >= 3].tolist()} != negatives

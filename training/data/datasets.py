@@ -21,8 +21,8 @@ A sample is a dict of tensors (shapes per sample; a DataLoader adds the batch di
   ST+ triplets each in temporal order);
 * ``frame_indices`` (N,) int64 and ``video_indices`` (N,) int64: where every frame comes from;
 * ``video_index``, ``frame_index`` () int64: the anchor; ``event`` () float32: 1 on an event frame;
-* ``label`` (K,) float32 one-hot of the video's class (zeros for untagged videos), ``class_index`` ()
-  int64 (-1 when untagged); K = the config's ``num_classes``;
+* ``label`` (K,) float32 one-hot of the video's class, K = the config's ``num_classes`` (zeros for
+  untagged videos; not in SwitchDataset / StudentDataset); ``class_index`` () int64 (-1: untagged);
 * SwitchDataset adds ``target`` () int64 (1 = event on); StudentDataset adds ``gt`` (G, 1, S, S)
   float32 in [0, 1] and ``gt_positions`` (G,) int64 (which of the N frames each map belongs to).
 
@@ -85,8 +85,12 @@ class StageDataset(Dataset):
     datasets (default: a new one decoding at ``load_size`` or the input size, caching in
     ``cache_dir``); ``augment``: an :class:`Augment`, True for the defaults, None / False for none;
     ``with_audio``: return spectrograms (default: when the config has audio).
-    Subclasses set ``self.items`` ((N, 2) anchors) and implement :meth:`frames_of`.
+    Subclasses set ``self.items`` ((N, 2) anchors) and implement :meth:`frames_of`; those whose config's
+    ``num_classes`` is not the number of video classes (AudioSwitch: 2 outputs) set ``uses_labels``
+    False and return no ``label``.
     """
+
+    uses_labels = True
 
     def __init__(
         self,
@@ -114,7 +118,7 @@ class StageDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         bad = [r.video_id for r in self.records if r.class_index >= config.num_classes]
-        if bad:
+        if self.uses_labels and bad:
             raise ValueError(f"class index >= num_classes ({config.num_classes}) for videos {bad[:5]}")
         self.items = np.zeros((0, 2), dtype=np.int64)
 
@@ -176,16 +180,17 @@ class StageDataset(Dataset):
 
     def anchor(self, v: int, t: int) -> dict[str, Tensor]:
         rec = self.records[v]
-        label = torch.zeros(self.config.num_classes)
-        if rec.has_class:
-            label[rec.class_index] = 1.0
-        return {
+        out = {
             "video_index": torch.tensor(v, dtype=torch.int64),
             "frame_index": torch.tensor(t, dtype=torch.int64),
             "event": torch.tensor(float(rec.events[t])),
-            "label": label,
             "class_index": torch.tensor(rec.class_index, dtype=torch.int64),
         }
+        if self.uses_labels:
+            out["label"] = torch.zeros(self.config.num_classes)
+            if rec.has_class:
+                out["label"][rec.class_index] = 1.0
+        return out
 
 
 class FrameDataset(StageDataset):
@@ -299,7 +304,11 @@ class GraphDataset(StageDataset):
 class SwitchDataset(StageDataset):
     """AudioSwitch: frame + spectrogram + ``target`` (1 = the audio-visual event is on). Every epoch
     keeps all positives and a fresh random subset of the negatives of the same size (the original's
-    balancing, spec 7); when negatives are the minority all of them are kept."""
+    balancing, spec 7); when negatives are the minority all of them are kept. The length is the same
+    every epoch (a DistributedSampler's length stays valid). No ``label``: the switch config's
+    ``num_classes`` (2) counts its outputs, not video classes."""
+
+    uses_labels = False
 
     def __init__(self, records: Sequence[VideoRecord], config: ModelConfig, stride: int = 1, **kw) -> None:
         kw["with_audio"] = True
@@ -327,7 +336,10 @@ class StudentDataset(StageDataset):
     """Students: frames at t + ``offsets`` (default: the config's window offsets), their spectrograms,
     and the pseudo-GT maps (``<pseudo_gt_dir>/<video_id>/<frame:05d>.png``, ``training.data.pseudo_gt``)
     of the frames at ``gt_offsets`` (default: all offsets; STA+: its node centres (-3, 0, 3)), cropped
-    alike. Anchors whose needed maps are not all present are skipped."""
+    alike. Anchors whose needed maps are not all present are skipped. No ``label`` (students learn
+    from the maps, and their config's ``num_classes`` need not match the data set)."""
+
+    uses_labels = False
 
     def __init__(
         self,
