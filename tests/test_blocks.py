@@ -1,0 +1,173 @@
+"""Shared blocks (stanet_rt/models/blocks.py) against the spec's formulas (sections 3.1, 3.3, 3.4, 4.1).
+
+Complements tests/test_models.py (temporal-gate reference conv, batched graph, FRL / ConvGRU hand
+cases, lr-group sizes): here each block is checked against an independent einsum / loop reference.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from stanet_rt.models.blocks import (
+    AVFusion,
+    CAMHead,
+    CoAttentionGraph,
+    SelfAttentionGate,
+    TemporalGate,
+    gap_logits,
+    gated_residual,
+    param_groups,
+    resize_to,
+)
+
+
+def test_gap_logits_and_gated_residual_hand_case() -> None:
+    cam = torch.tensor([[[[1.0, 3.0], [5.0, 7.0]], [[-2.0, 2.0], [0.0, 4.0]]]])  # (1, 2, 2, 2)
+    torch.testing.assert_close(gap_logits(cam), torch.tensor([[4.0, 1.0]]))
+    x = torch.tensor([-1.0, 2.0, 3.0])
+    gate = torch.tensor([0.5, 0.5, 0.0])
+    torch.testing.assert_close(gated_residual(x, gate), torch.tensor([0.0, 3.0, 3.0]))  # ReLU(x + x g)
+
+
+def test_cam_head_depth_and_width() -> None:
+    s_head = CAMHead(16, 5, depth=0)  # S: a single 1x1 conv
+    convs = [m for m in s_head.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [(16, 5, (1, 1))]
+    head = CAMHead(16, 5, depth=3, width=8)  # SA/ST/+ extra convs: 3 x (3x3 + ReLU) + 1x1
+    convs = [m for m in head.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0]) for c in convs] == [
+        (16, 8, 3), (8, 8, 3), (8, 8, 3), (8, 5, 1)
+    ]
+    assert head(torch.randn(2, 16, 7, 9)).shape == (2, 5, 7, 9)
+
+
+def test_self_attention_gate_matches_reference() -> None:
+    torch.manual_seed(0)
+    gate = SelfAttentionGate(6)
+    x = torch.randn(2, 6, 3, 5)
+    f, g, h = (F.conv2d(x, m.weight, m.bias).flatten(2) for m in (gate.f, gate.g, gate.h))
+    a = torch.softmax(torch.einsum("bci,bcj->bij", f, g), dim=1)  # A_ij normalised over i
+    o = torch.einsum("bci,bij->bcj", h, a).view_as(x)
+    mask = torch.sigmoid(F.conv2d(o, gate.gate.weight))  # 1 channel, no bias
+    out = gate(x)
+    torch.testing.assert_close(out, mask * x)
+    assert gate.gate.bias is None and gate.gate.out_channels == 1
+    ratio = out / x  # one spatial gate shared by every channel
+    torch.testing.assert_close(ratio, ratio[:, :1].expand_as(ratio))
+
+
+def test_avfusion_matches_reference_and_listens_to_audio() -> None:
+    torch.manual_seed(0)
+    av = AVFusion(visual_channels=12, audio_dim=20, mid_channels=4, av_dim=6)
+    vis, audio = torch.randn(2, 12, 4, 5), torch.randn(2, 20)
+    v = av.extra_convv(vis).flatten(2)  # (B, D, N)
+    a = av.extra_lineara(audio)  # (B, D)
+    g = av.extra_linearv(vis.mean(dim=(2, 3)))  # (B, D)
+    w = torch.softmax(torch.einsum("bi,bj->bij", a, g), dim=2)  # softmax over the last dim of a' g^T
+    z = torch.einsum("bij,bjn->bin", w, v).view(2, 6, 4, 5)
+    ref = torch.sigmoid(av.extra_gateav(z))
+    out = av(audio, vis)
+    assert out.shape == (2, 1, 4, 5)
+    torch.testing.assert_close(out, ref)
+    assert ((out > 0) & (out < 1)).all()
+    assert not torch.allclose(out, av(torch.randn(2, 20), vis))
+    assert all("extra" in name for name, _ in av.named_parameters())  # 10x / 20x lr groups
+
+
+def test_temporal_gate_time_slice_only_sees_its_frame() -> None:
+    """With the proper permute, the (3,1,1) kernel's time slice t reads only frame t; the original's
+    ``.view`` made slice t read a mix of channels from several frames (spec 9.1 item 4)."""
+    torch.manual_seed(0)
+    gate = TemporalGate(4, 2, frames=3)
+    with torch.no_grad():
+        gate.layers[0].weight[:, :, 0] = 0  # blind to the first frame (t - 1)
+    frames = torch.randn(1, 3, 4, 6, 6)
+    out = gate(TemporalGate.stack(frames))
+    changed_first, changed_mid = frames.clone(), frames.clone()
+    changed_first[:, 0] += torch.randn(4, 6, 6)
+    changed_mid[:, 1] += torch.randn(4, 6, 6)
+    torch.testing.assert_close(gate(TemporalGate.stack(changed_first)), out)
+    assert not torch.allclose(gate(TemporalGate.stack(changed_mid)), out)
+
+
+def test_temporal_gate_treats_channels_as_channels() -> None:
+    """Permuting the channels of every frame and the first conv's input channels alike leaves the
+    output unchanged: channels and time are not mixed up."""
+    torch.manual_seed(0)
+    gate = TemporalGate(5, 5, frames=3)
+    frames = torch.randn(2, 3, 5, 4, 4)
+    perm = torch.tensor([3, 0, 4, 1, 2])
+    permuted = TemporalGate(5, 5, frames=3)
+    permuted.load_state_dict(gate.state_dict())
+    with torch.no_grad():
+        permuted.layers[0].weight.copy_(gate.layers[0].weight[:, perm])
+    torch.testing.assert_close(
+        permuted(TemporalGate.stack(frames[:, :, perm])), gate(TemporalGate.stack(frames))
+    )
+    stacked = TemporalGate.stack(frames)
+    assert stacked.shape == (2, 5, 3, 4, 4)
+    torch.testing.assert_close(stacked[:, :, 1], frames[:, 1])
+
+
+def _message_reference(graph: CoAttentionGraph, e: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """generate_attention(e <- q) for one sample pair, as spec 4.1 writes it: (C, h, w) each."""
+    c, h, w = e.shape
+    ea = graph.proja(e[None]).flatten(2)[0]  # (C/2, N)
+    qb = graph.projb(q[None]).flatten(2)[0]
+    s = ea.T @ qb  # (N_e, N_q)
+    p = torch.softmax(s.T, dim=0)  # over query positions
+    m = (q.flatten(1) @ p).view(1, c, h, w)
+    return (m * torch.sigmoid(graph.gate(m)))[0]
+
+
+def test_coattention_messages_and_round_without_gru_match_reference() -> None:
+    torch.manual_seed(0)
+    graph = CoAttentionGraph(4, nodes=3, rounds=1, use_gru=False)  # ST+: fusion conv then FRL only
+    nodes = torch.randn(2, 3, 4, 3, 5)
+    msgs = graph.messages(nodes)
+    assert msgs.shape == (2, 3, 8, 3, 5)
+    for b in range(2):
+        for k in range(3):
+            others = [j for j in range(3) if j != k]
+            ref = torch.cat([_message_reference(graph, nodes[b, k], nodes[b, j]) for j in others])
+            torch.testing.assert_close(msgs[b, k], ref, rtol=1e-5, atol=1e-6)
+    fused = graph.conv_fusion(msgs.flatten(0, 1))
+    torch.testing.assert_close(graph(nodes), graph.frl(fused).unflatten(0, (2, 3)), rtol=1e-5, atol=1e-6)
+
+
+def test_coattention_graph_shares_the_gate_and_any_grid() -> None:
+    att = SelfAttentionGate(6)
+    graph = CoAttentionGraph(6, gate=att.gate)
+    assert graph.gate is att.gate
+    model = torch.nn.ModuleDict({"extra_attention": att, "extra_graph": graph})
+    names = [n for n, _ in model.named_parameters() if n.rsplit(".", 2)[-2] == "gate"]
+    assert names == ["extra_attention.gate.weight"]  # one shared tensor, listed once
+    for h, w in ((4, 4), (7, 3)):
+        assert graph(torch.randn(1, 3, 6, h, w)).shape == (1, 3, 6, h, w)
+
+
+def test_param_groups_assign_every_parameter_by_name() -> None:
+    model = torch.nn.ModuleDict({
+        "backbone": torch.nn.Conv2d(3, 4, 3),
+        "extra_head": torch.nn.Conv2d(4, 2, 1),
+        "frozen": torch.nn.Linear(2, 2),
+    })
+    model["frozen"].requires_grad_(False)
+    groups = param_groups(model, lr=0.5, weight_decay=1e-4)
+    by_param = {id(p): g for g in groups for p in g["params"]}
+    expected = {"backbone.weight": 0.5, "backbone.bias": 1.0, "extra_head.weight": 5.0, "extra_head.bias": 10.0}
+    for name, p in model.named_parameters():
+        if name.startswith("frozen"):
+            assert id(p) not in by_param  # frozen parameters are left out
+        else:
+            assert by_param[id(p)]["lr"] == expected[name]
+            assert by_param[id(p)]["initial_lr"] == expected[name]
+            assert by_param[id(p)]["weight_decay"] == 1e-4
+    torch.optim.SGD(groups, lr=0.5, momentum=0.9, nesterov=True)  # the original's optimiser accepts them
+
+
+def test_resize_to_any_size() -> None:
+    x = torch.randn(2, 3, 5, 7)
+    assert resize_to(x, (11, 13)).shape == (2, 3, 11, 13)
+    torch.testing.assert_close(resize_to(x, (5, 7)), x)
