@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from _model_helpers import audio_sensitive, lively
 
 from stanet_rt.config import get_config
 from stanet_rt.models.factory import build_model
@@ -25,20 +26,11 @@ def _clip(arch: str, batch: int, size: int, seed: int = 0) -> tuple[torch.Tensor
     return torch.randn(batch, t, 3, size, size, generator=g), torch.randn(batch, t, 1, 257, 48, generator=g)
 
 
-def _model(arch: str, lively: bool = False) -> torch.nn.Module:
-    """Tiny teacher in eval mode. ``lively`` redraws conv weights so signals survive random init: the
-    heads from N(0, 0.3) (the spec's N(0, 0.01) leaves every gate at ~sigmoid(0) = 0.5), the trunk with
-    torchvision's He init (PyTorch's default shrinks a BN-free VGG's signal ~3x per layer)."""
+def _model(arch: str, live: bool = False) -> torch.nn.Module:
+    """Tiny teacher in eval mode; ``live``: weights redrawn so behaviour tests see their inputs."""
     torch.manual_seed(0)
     model = build_model(get_config(f"tiny_{arch}")).eval()
-    if lively:
-        for name, m in model.named_modules():
-            if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)):
-                if "extra" in name:
-                    torch.nn.init.normal_(m.weight, 0.0, 0.3)
-                else:
-                    torch.nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-    return model
+    return lively(model) if live else model
 
 
 # the sizes the spec runs each family at (coarse 256 / fine 356; "+" models at 256)
@@ -94,7 +86,7 @@ def test_cam_export_rule(arch: str) -> None:
 
 @pytest.mark.parametrize("arch", ["st", "st_plus"])
 def test_temporal_teachers_read_frames_in_order(arch: str) -> None:
-    model = _model(arch, lively=True)
+    model = _model(arch, live=True)
     frames, _ = _clip(arch, 1, 64)
     order = torch.arange(frames.shape[1])
     order[0], order[2] = 2, 0  # swap t-1 and t+1 (of the first triplet for ST+)
@@ -106,25 +98,8 @@ def test_temporal_teachers_read_frames_in_order(arch: str) -> None:
     assert not torch.allclose(swapped.refined_cams[:, out.centre], out.refined_cams[:, out.centre])
 
 
-class _LoudAudio(torch.nn.Module):
-    """Stand-in audio net: the first ``dim`` spectrogram values x 10. A random-init NetVLAD maps every
-    noise spectrogram to nearly the same unit vector, which would hide the audio path's wiring."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.out_dim = dim
-
-    def forward(self, spec: torch.Tensor) -> torch.Tensor:
-        return spec.flatten(1)[:, : self.out_dim] * 10
-
-
 def _audio_sensitive(arch: str) -> torch.nn.Module:
-    model = _model(arch, lively=True)
-    model.audio_net = _LoudAudio(model.audio_net.out_dim)
-    for m in model.extra_av.modules():
-        if isinstance(m, torch.nn.Linear):
-            torch.nn.init.normal_(m.weight, 0.0, 1.0)
-    return model
+    return audio_sensitive(_model(arch))
 
 
 def test_sa_audio_reaches_refined_but_not_raw() -> None:
