@@ -65,23 +65,42 @@ SETTINGS = TrainSettings(epochs=3, batch_size=4, lr=1e-2, optimizer="sgd", decay
 
 def test_train_writes_logs_checkpoint_and_decays_lr(tmp_path):
     ds = _Frames()
-    result = train(_model(), ds, _step, SETTINGS, tmp_path / "run", name="s", progress=False, log=None,
-                   validate=lambda m: {"dummy": 0.5})
+    result = train(
+        _model(),
+        ds,
+        _step,
+        SETTINGS,
+        tmp_path / "run",
+        name="s",
+        progress=False,
+        log=None,
+        validate=lambda m: {"dummy": 0.5},
+    )
     assert result.trained and ds.epochs_seen == [0, 1, 2]
     rows = [json.loads(x) for x in (tmp_path / "run" / LOG_JSONL).read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert [r["lr"] for r in rows] == pytest.approx([1e-2, 1e-2, 1e-3])  # x0.1 from 0-based epoch 2
     assert all(0.0 <= r["accuracy"] <= 1.0 and r["loss"] > 0 and r["val_dummy"] == 0.5 for r in rows)
     assert (tmp_path / "run" / LOG_CSV).read_text().splitlines()[0] == (
-        "epoch,loss,accuracy,seconds,lr,steps,val_dummy")
+        "epoch,loss,accuracy,seconds,lr,steps,val_dummy"
+    )
     meta = read_checkpoint(tmp_path / "run" / CHECKPOINT)["meta"]
     assert meta["epoch"] == 3 and meta["complete"] and meta["settings"]["lr"] == 1e-2
     model, config, _ = load_checkpoint(tmp_path / "run" / CHECKPOINT)  # self-describing
     assert config.arch == "s" and config.input_size == 32
     assert is_complete(tmp_path / "run")
     # a complete run is not trained again on resume
-    again = train(_model(), _Frames(), _step, SETTINGS, tmp_path / "run", name="s", resume=True,
-                  progress=False, log=None)
+    again = train(
+        _model(),
+        _Frames(),
+        _step,
+        SETTINGS,
+        tmp_path / "run",
+        name="s",
+        resume=True,
+        progress=False,
+        log=None,
+    )
     assert not again.trained and len(again.history) == 3
 
 
@@ -90,8 +109,9 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     train(full, _Frames(), _step, SETTINGS, tmp_path / "full", name="s", progress=False, log=None)
 
     part = _model()
-    train(part, _Frames(), _step, SETTINGS, tmp_path / "part", name="s", progress=False, log=None,
-          stop_after=1)
+    train(
+        part, _Frames(), _step, SETTINGS, tmp_path / "part", name="s", progress=False, log=None, stop_after=1
+    )
     meta = read_checkpoint(tmp_path / "part" / CHECKPOINT)["meta"]
     assert meta["epoch"] == 1 and not meta["complete"]
     torch.manual_seed(999)  # a different global RNG state must not matter: it is restored
@@ -108,13 +128,30 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
 
 
 def test_resume_refuses_another_stage_checkpoint(tmp_path):
-    train(_model(), _Frames(), _step, SETTINGS.replace(epochs=1), tmp_path / "r", name="s", progress=False,
-          log=None)
+    train(
+        _model(),
+        _Frames(),
+        _step,
+        SETTINGS.replace(epochs=1),
+        tmp_path / "r",
+        name="s",
+        progress=False,
+        log=None,
+    )
     from stanet_rt.errors import InputError
 
     with pytest.raises(InputError, match="checkpoint of 's'"):
-        train(_model(), _Frames(), _step, SETTINGS, tmp_path / "r", name="sa", resume=True, progress=False,
-              log=None)
+        train(
+            _model(),
+            _Frames(),
+            _step,
+            SETTINGS,
+            tmp_path / "r",
+            name="sa",
+            resume=True,
+            progress=False,
+            log=None,
+        )
 
 
 def test_optimizer_groups_and_freeze(tmp_path):
@@ -125,7 +162,16 @@ def test_optimizer_groups_and_freeze(tmp_path):
     flat = build_optimizer(model, SETTINGS.replace(groups="flat", optimizer="adam"))
     assert len(flat.param_groups) == 1 and isinstance(flat, torch.optim.Adam)
     model2 = _model()
-    train(model2, _Frames(), _step, SETTINGS.replace(epochs=1, freeze=("backbone",)), tmp_path,
-          name="s", progress=False, log=None, stop_after=0)
+    train(
+        model2,
+        _Frames(),
+        _step,
+        SETTINGS.replace(epochs=1, freeze=("backbone",)),
+        tmp_path,
+        name="s",
+        progress=False,
+        log=None,
+        stop_after=0,
+    )
     assert not any(p.requires_grad for n, p in model2.named_parameters() if n.startswith("backbone"))
     assert all(p.requires_grad for n, p in model2.named_parameters() if n.startswith("extra"))

@@ -154,7 +154,8 @@ def test_fuse_video_and_written_pngs(tmp_path):
     assert not pseudo_gt_path(tmp_path / "pgt", "vid0", 2).exists()
     rows = read_probability_table(table.write(tmp_path / "probabilities.csv"))
     assert [(r["frame"], r["n_maps"], r["p_S"], r["p_SA"]) for r in rows] == [
-        ("0", "2", "0.800000", "0.400000"), ("1", "1", "0.800000", ""),
+        ("0", "2", "0.800000", "0.400000"),
+        ("1", "1", "0.800000", ""),
     ]
 
 

@@ -97,8 +97,9 @@ def unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
 
 
-def make_sampler(dataset: Dataset, info: DistInfo, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = False) -> DistributedSampler:
+def make_sampler(
+    dataset: Dataset, info: DistInfo, shuffle: bool = True, seed: int = 0, drop_last: bool = False
+) -> DistributedSampler:
     """A seeded :class:`DistributedSampler` for this rank (world of 1 included); call
     ``set_epoch(epoch)`` every epoch so each epoch has its own order."""
     return DistributedSampler(

@@ -134,8 +134,14 @@ def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Op
         groups = param_groups(inner, settings.lr, settings.weight_decay)
     else:
         params = [p for p in inner.parameters() if p.requires_grad]
-        groups = [{"params": params, "lr": settings.lr, "weight_decay": settings.weight_decay,
-                   "initial_lr": settings.lr}]
+        groups = [
+            {
+                "params": params,
+                "lr": settings.lr,
+                "weight_decay": settings.weight_decay,
+                "initial_lr": settings.lr,
+            }
+        ]
     if settings.optimizer == "adam":
         return torch.optim.Adam(groups, lr=settings.lr)
     return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum, nesterov=settings.nesterov)
@@ -172,8 +178,13 @@ def rng_state() -> dict[str, Any]:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
         "python": random.getstate(),
     }
 
@@ -243,6 +254,7 @@ def train(
     log: Callable[[str], None] | None = print,
     find_unused_parameters: bool = False,
     stop_after: int | None = None,
+    forward_module: nn.Module | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``dataset`` for ``settings.epochs`` epochs, checkpointing into ``run_dir``.
 
@@ -250,7 +262,9 @@ def train(
     otherwise a fresh run (an existing checkpoint is replaced at the end of the first epoch).
     ``validate(model) -> {name: value}`` runs on rank 0 after each epoch (model in eval mode, no grad).
     ``stop_after``: end after this many epochs in total without marking the run complete (tests,
-    time-boxed runs). Returns :class:`TrainResult`; the model holds the final weights.
+    time-boxed runs). ``forward_module``: the module DDP wraps and ``step_fn`` receives, sharing its
+    parameters with ``model`` (e.g. a wrapper routing ``forward`` to a student's ``forward_train``);
+    checkpoints always hold ``model``. Returns :class:`TrainResult`; the model holds the final weights.
     """
     run_dir = Path(run_dir)
     info = info or init_distributed()
@@ -272,22 +286,30 @@ def train(
         optimizer_state = meta.get("optimizer")
         if meta.get("rng") is not None:
             set_rng_state(meta["rng"])
-    net = wrap_model(model, info, find_unused_parameters)
-    optimizer = build_optimizer(net, settings)
+    net = wrap_model(forward_module if forward_module is not None else model, info, find_unused_parameters)
+    model.to(info.device)
+    optimizer = build_optimizer(model, settings)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
     sampler = make_sampler(dataset, info, shuffle=True, seed=settings.seed)
     per_rank = len(sampler)
     drop_last = per_rank >= 2 * settings.batch_size  # no 1-sample tail batch for BatchNorm
-    loader = DataLoader(dataset, batch_size=settings.batch_size, sampler=sampler, drop_last=drop_last,
-                        num_workers=settings.num_workers, persistent_workers=False)
+    loader = DataLoader(
+        dataset,
+        batch_size=settings.batch_size,
+        sampler=sampler,
+        drop_last=drop_last,
+        num_workers=settings.num_workers,
+        persistent_workers=False,
+    )
     end_epoch = settings.epochs if stop_after is None else min(settings.epochs, stop_after)
     for epoch in range(start_epoch, end_epoch):
         lr = set_lr(optimizer, settings.lr_scale(epoch))
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(epoch)
         sampler.set_epoch(epoch)
-        train_mode(net, settings.freeze)
+        net.train()
+        train_mode(model, settings.freeze)
         started = time.perf_counter()
         totals = torch.zeros(4, dtype=torch.float64)  # loss sum, batches, correct, count
         steps = len(loader)
@@ -306,8 +328,9 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             if settings.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_([p for p in net.parameters() if p.requires_grad],
-                                               settings.grad_clip)
+                torch.nn.utils.clip_grad_norm_(
+                    [p for p in net.parameters() if p.requires_grad], settings.grad_clip
+                )
             optimizer.step()
             totals[0] += float(out.loss.detach())
             totals[1] += 1
@@ -345,12 +368,14 @@ def train(
                 "settings": settings.to_dict(),
                 **(extra_meta or {}),
             }
-            save_checkpoint(ckpt, net, meta)
+            save_checkpoint(ckpt, model, meta)
             _write_logs(run_dir, history)
             if log is not None:
                 acc = "" if record["accuracy"] is None else f" acc {record['accuracy']:.3f}"
                 val = "".join(f" {k} {v:.4f}" for k, v in record.items() if k.startswith("val_"))
-                log(f"{name} epoch {epoch + 1}/{settings.epochs} loss {record['loss']:.4f}{acc}{val} "
-                    f"({record['seconds']:.1f} s, lr {lr:.2e})")
+                log(
+                    f"{name} epoch {epoch + 1}/{settings.epochs} loss {record['loss']:.4f}{acc}{val} "
+                    f"({record['seconds']:.1f} s, lr {lr:.2e})"
+                )
         barrier(info)
     return TrainResult(ckpt, history, trained=True)

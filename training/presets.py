@@ -1,0 +1,383 @@
+"""Training presets: every trainer's model config and optimisation settings, by name.
+
+* ``paper``: spec Appendix A verbatim (ResNeXt-101 WSL for S/SA/ST/STA/AudioSwitch, VGG16-D1 for the
+  "+" models and STA+, the paper's sizes, batch sizes, learning rates, decay points and 15 epochs; SGD
+  nesterov with the ``extra`` x10 groups; AudioSwitch: flat lr 1e-4, no weight decay, 300 epochs). It
+  needs the AVE data (``--data``) and, to mean anything, pretrained weights in the configs'
+  ``BackboneConfig.weights`` (the original started from WSL / ImageNet / VGGSound weights).
+* ``synth-lite``: the whole method on the synthetic set on a 2-core CPU in under 30 minutes: narrow
+  ResNet-18 / VGG16-D1 trunks (a few hundred thousand parameters), 128 px frames (64 px for the 9-frame
+  "+" models), a few epochs. Deliberate differences: Adam instead of SGD and larger learning rates,
+  because these trunks start from random weights (no pretrained weights can be downloaded) and would
+  not converge in a few CPU epochs with the paper's SGD settings.
+* ``synth-tiny``: the same stages on a tiny synthetic set with the ``tiny_*``-sized models; for tests
+  (all stages in about a minute).
+
+Class counts are not part of a preset: the trainers set ``num_classes`` from the data's class index.
+
+Imports ``stanet_rt.config``, ``training.engine.TrainSettings`` and ``training.data.transforms.Augment``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from stanet_rt.config import AUDIO, BackboneConfig, ModelConfig, get_config
+from stanet_rt.errors import InputError
+from training.data.transforms import Augment
+from training.engine import TrainSettings
+
+COARSE_BRANCHES = ("s", "sa", "st")
+PLUS_MODES = ("short", "long", "cross")
+# The 8 SCAM+ maps of CAMFuse.m: S+ and ST+ short; S+, SA+, ST+ long; S+, SA+, ST+ cross.
+PAPER_PLUS = (
+    "s_plus_short",
+    "st_plus_short",
+    "s_plus_long",
+    "sa_plus_long",
+    "st_plus_long",
+    "s_plus_cross",
+    "sa_plus_cross",
+    "st_plus_cross",
+)
+
+
+def plus_branch(name: str) -> tuple[str, str]:
+    """``"sa_plus_long"`` -> (arch ``"sa_plus"``, mode ``"long"``)."""
+    arch, _, mode = name.rpartition("_")
+    if arch not in ("s_plus", "sa_plus", "st_plus") or mode not in PLUS_MODES:
+        raise ValueError(f"not a SCAM+ branch name: {name!r} (expected <s|sa|st>_plus_<short|long|cross>)")
+    return arch, mode
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """One trainer: the model config (``num_classes`` is filled in from the data), its settings, the
+    training augmentation and the stride over anchor frames (1 = every frame, as the original)."""
+
+    config: ModelConfig
+    settings: TrainSettings
+    augment: Augment | None = field(default_factory=Augment)
+    stride: int = 1
+
+
+@dataclass(frozen=True)
+class SynthSpec:
+    """How ``train all`` generates its synthetic set when no ``--data`` is given."""
+
+    videos: int
+    preset: str = "synth-lite"
+    seed: int = 0
+    overrides: dict[str, Any] = field(
+        default_factory=dict
+    )  # classes / size / fps / seconds / distractor_prob
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything ``stanet-rt train`` needs besides the data.
+
+    ``frame_size``: the side frames are decoded to and the pixel grid of CAMs, boxes and pseudo-GT (the
+    original's 356 space). ``plus``: SCAM+ branch name -> trainer. ``min_maps``: fewest branch maps a
+    frame needs to get a pseudo-GT. ``val_stride``: every n-th frame of the val split for the per-epoch
+    validation (None: no validation).
+    """
+
+    name: str
+    description: str
+    frame_size: int
+    coarse: dict[str, Trainer]
+    fine: dict[str, Trainer]
+    plus: dict[str, Trainer]
+    switch: Trainer
+    students: dict[str, Trainer]
+    synth: SynthSpec | None = None
+    box_factor: float = 2.0
+    smooth_radius: int = 2
+    smooth_factor: float = 3.0
+    min_maps: int = 1
+    val_stride: int | None = 4
+    export_batch: int = 16
+
+    def __post_init__(self) -> None:
+        for name in self.plus:
+            plus_branch(name)
+        if set(self.coarse) != set(self.fine) or not set(self.coarse) <= set(COARSE_BRANCHES):
+            raise ValueError(
+                f"coarse {sorted(self.coarse)} and fine {sorted(self.fine)} must be S/SA/ST alike"
+            )
+        if not set(self.students) <= {"sta", "sta_plus"}:
+            raise ValueError(f"unknown students {sorted(self.students)}")
+
+    def branches(self) -> list[str]:
+        """The pseudo-GT branch names, in fusion order: coarse-to-fine S/SA/ST, then the SCAM+ ones."""
+        return [*self.fine, *self.plus]
+
+    def with_epochs(self, epochs: int) -> Preset:
+        """Every trainer with ``epochs`` epochs (``--epochs``)."""
+
+        def ep(t: Trainer) -> Trainer:
+            return replace(t, settings=t.settings.replace(epochs=epochs))
+
+        return replace(
+            self,
+            coarse={k: ep(t) for k, t in self.coarse.items()},
+            fine={k: ep(t) for k, t in self.fine.items()},
+            plus={k: ep(t) for k, t in self.plus.items()},
+            switch=ep(self.switch),
+            students={k: ep(t) for k, t in self.students.items()},
+        )
+
+
+# ---------------------------------------------------------------------------------------------------
+# paper: spec Appendix A
+# ---------------------------------------------------------------------------------------------------
+def _crop(resize: int, crop: int) -> Augment:
+    """Square resize to ``resize`` then a random ``crop`` (as a fraction), ColorJitter 0.3 (spec 3.2)."""
+    scale = crop / resize
+    return Augment(crop_scale=(scale, scale))
+
+
+_NO_CROP = Augment(crop_scale=(1.0, 1.0))
+
+
+def _paper() -> Preset:
+    def sgd(lr: float, batch: int, wd: float = 5e-4, decay: tuple[int, ...] = ()) -> TrainSettings:
+        return TrainSettings(epochs=15, batch_size=batch, lr=lr, weight_decay=wd, decay_points=decay)
+
+    def teachers(size_s: int, size_sa: int, size_st: int, fine: bool) -> dict[str, Trainer]:
+        # coarse: S 300 -> crop 256, SA 256 -> crop 224, ST 256; fine: the same trainers at 356 on the crops
+        return {
+            "s": Trainer(
+                get_config("s").replace(input_size=size_s),
+                sgd(1e-4, 8, decay=(5, 10)),
+                _crop(300, 256) if not fine else _NO_CROP,
+            ),
+            "sa": Trainer(
+                get_config("sa").replace(input_size=size_sa),
+                sgd(1e-4, 8),
+                _crop(256, 224) if not fine else _NO_CROP,
+            ),
+            "st": Trainer(get_config("st").replace(input_size=size_st), sgd(1e-4, 3), _NO_CROP),
+        }
+
+    s_plus = get_config("s_plus").replace(window_offsets=(0, 1, 2))
+    sa_plus = get_config("sa_plus").replace(window_offsets=(0, 1, 2))
+    st_plus = get_config("st_plus")
+    plus_trainers = {
+        "s_plus": Trainer(s_plus, sgd(1e-3, 8), _crop(300, 256)),
+        "sa_plus": Trainer(sa_plus, sgd(1e-5, 8, decay=(5, 10)), _crop(300, 256)),
+        "st_plus": Trainer(st_plus, sgd(1e-5, 8), _NO_CROP),
+    }
+    plus = {name: plus_trainers[plus_branch(name)[0]] for name in PAPER_PLUS}
+    switch = Trainer(
+        get_config("audio_switch"),
+        TrainSettings(epochs=300, batch_size=8, lr=1e-4, weight_decay=0.0, groups="flat", nesterov=False),
+        _NO_CROP,
+    )
+    students = {
+        "sta": Trainer(get_config("sta"), sgd(1e-3, 1, wd=1e-4), _NO_CROP),
+        "sta_plus": Trainer(get_config("sta_plus"), sgd(1e-3, 1, wd=1e-4), _NO_CROP),
+    }
+    return Preset(
+        "paper",
+        "spec Appendix A: the paper's backbones, sizes, learning rates and epochs (needs AVE)",
+        frame_size=356,
+        coarse=teachers(256, 224, 256, False),
+        fine=teachers(356, 356, 356, True),
+        plus=plus,
+        switch=switch,
+        students=students,
+        val_stride=30,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# light presets for the synthetic set
+# ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Light:
+    """Widths of a light preset's models."""
+
+    resnet: BackboneConfig
+    vgg: BackboneConfig
+    audio: BackboneConfig
+    size: int  # ResNet models (S / SA / ST / switch / STA)
+    plus_size: int  # VGG models (S+ / SA+ / ST+ / STA+)
+    channels: int = 16
+    head_width: int = 32
+    av_dim: int = 32
+    clusters: int = 4
+    graph_rounds: int = 2
+
+
+def _light_configs(w: _Light) -> dict[str, ModelConfig]:
+    common: dict[str, Any] = dict(
+        num_classes=4,
+        head_depth=1,
+        head_width=w.head_width,
+        av_dim=w.av_dim,
+        netvlad_clusters=w.clusters,
+        graph_rounds=w.graph_rounds,
+    )
+    av: dict[str, Any] = dict(audio=AUDIO, audio_backbone=w.audio)
+    nine = tuple(range(-4, 5))
+    return {
+        "s": ModelConfig("lite_s", "s", w.resnet, input_size=w.size, **common),
+        "sa": ModelConfig("lite_sa", "sa", w.resnet, input_size=w.size, **av, **common),
+        "st": ModelConfig("lite_st", "st", w.resnet, input_size=w.size, window_offsets=(-1, 0, 1), **common),
+        "s_plus": ModelConfig(
+            "lite_s_plus", "s_plus", w.vgg, input_size=w.plus_size, window_offsets=(0, 1, 2), **common
+        ),
+        "sa_plus": ModelConfig(
+            "lite_sa_plus", "sa_plus", w.vgg, input_size=w.plus_size, window_offsets=(0, 1, 2), **av, **common
+        ),
+        "st_plus": ModelConfig(
+            "lite_st_plus", "st_plus", w.vgg, input_size=w.plus_size, window_offsets=nine, **common
+        ),
+        "audio_switch": ModelConfig(
+            "lite_switch", "audio_switch", w.resnet, input_size=w.size, **av, **{**common, "num_classes": 2}
+        ),
+        "sta": ModelConfig(
+            "lite_sta",
+            "sta",
+            w.resnet,
+            input_size=w.size,
+            channels=w.channels,
+            window_offsets=(-1, 0, 1),
+            **av,
+            **common,
+        ),
+        "sta_plus": ModelConfig(
+            "lite_sta_plus",
+            "sta_plus",
+            w.vgg,
+            input_size=w.plus_size,
+            window_offsets=nine,
+            use_switch=True,
+            switch_input_size=w.size,
+            switch_backbone=w.resnet,
+            **av,
+            **common,
+        ),
+    }
+
+
+def _light_preset(
+    name: str,
+    description: str,
+    w: _Light,
+    frame_size: int,
+    epochs: dict[str, int],
+    plus_names: tuple[str, ...],
+    synth: SynthSpec,
+    strides: dict[str, int],
+    batch: int = 8,
+) -> Preset:
+    cfg = _light_configs(w)
+
+    def adam(kind: str, lr: float, b: int = batch) -> TrainSettings:
+        return TrainSettings(
+            epochs=epochs[kind],
+            batch_size=b,
+            lr=lr,
+            weight_decay=1e-4,
+            optimizer="adam",
+            groups="flat",
+            grad_clip=5.0,
+        )
+
+    def tr(
+        arch: str,
+        kind: str,
+        lr: float,
+        augment: Augment | None = None,
+        stride_key: str | None = None,
+        **kw: Any,
+    ) -> Trainer:
+        return Trainer(
+            cfg[arch].replace(**kw) if kw else cfg[arch],
+            adam(kind, lr),
+            augment or Augment(crop_scale=(0.85, 1.0)),
+            strides.get(stride_key or kind, 1),
+        )
+
+    teachers = {b: tr(b, "scam", 2e-3) for b in COARSE_BRANCHES}
+    fine = {b: tr(b, "scam", 2e-3) for b in COARSE_BRANCHES}
+    plus = {n: tr(plus_branch(n)[0], "plus", 2e-3) for n in plus_names}
+    return Preset(
+        name,
+        description,
+        frame_size=frame_size,
+        coarse=teachers,
+        fine=fine,
+        plus=plus,
+        switch=tr("audio_switch", "switch", 2e-3),
+        students={
+            "sta": tr("sta", "student", 1e-3, _NO_CROP),
+            "sta_plus": tr("sta_plus", "student", 1e-3, _NO_CROP, stride_key="student_plus"),
+        },
+        synth=synth,
+        val_stride=4,
+    )
+
+
+def _synth_lite() -> Preset:
+    w = _Light(
+        resnet=BackboneConfig("resnet18", layers=(1, 1, 1, 1), widths=(16, 16, 32, 64, 128)),
+        vgg=BackboneConfig("vgg16_d1", widths=(8, 16, 32, 32, 32)),
+        audio=BackboneConfig("audio_resnet18", layers=(1, 1, 1, 1), widths=(8, 8, 16, 32, 64)),
+        size=128,
+        plus_size=64,
+    )
+    return _light_preset(
+        "synth-lite",
+        "the whole method on the synthetic set, light models, < 30 min on a 2-core CPU",
+        w,
+        frame_size=128,
+        epochs={"scam": 4, "plus": 3, "switch": 3, "student": 5},
+        plus_names=PAPER_PLUS,
+        synth=SynthSpec(videos=80, preset="synth-lite"),
+        strides={"plus": 2, "student_plus": 2},
+    )
+
+
+def _synth_tiny() -> Preset:
+    w = _Light(
+        resnet=BackboneConfig("resnet18", layers=(1, 1, 1, 1), widths=(8, 8, 16, 16, 32)),
+        vgg=BackboneConfig("vgg16_d1", widths=(4, 8, 8, 16, 16)),
+        audio=BackboneConfig("audio_resnet18", layers=(1, 1, 1, 1), widths=(4, 4, 8, 8, 16)),
+        size=64,
+        plus_size=32,
+        channels=8,
+        head_width=8,
+        av_dim=8,
+        clusters=2,
+    )
+    return _light_preset(
+        "synth-tiny",
+        "every stage on a tiny synthetic set in about a minute (tests)",
+        w,
+        frame_size=64,
+        epochs={"scam": 1, "plus": 1, "switch": 1, "student": 1},
+        plus_names=("s_plus_short", "sa_plus_long", "st_plus_cross"),
+        synth=SynthSpec(videos=8, preset="tiny", overrides={"classes": 2}),
+        strides={"plus": 2, "student_plus": 2},
+        batch=4,
+    )
+
+
+_PRESETS = {"paper": _paper, "synth-lite": _synth_lite, "synth-tiny": _synth_tiny}
+
+
+def list_presets() -> list[str]:
+    return list(_PRESETS)
+
+
+def get_preset(name: str) -> Preset:
+    """The preset ``name`` (a fresh instance); InputError naming the known ones otherwise."""
+    try:
+        return _PRESETS[name]()
+    except KeyError:
+        raise InputError(f"unknown preset {name!r}; known: {', '.join(_PRESETS)}") from None

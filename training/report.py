@@ -1,0 +1,345 @@
+"""``stanet-rt train report``: what the weakly supervised pipeline achieves on held-out synthetic videos.
+
+Scores, with the evaluation protocol's metrics (``stanet_rt.eval``: CC, NSS, AUC-Judd, SIM, maps
+post-processed as the STAViS protocol does) against the synthetic set's true source maps (``gt/``,
+never read by training):
+
+* ``pseudo-GT``: the fused teacher maps of the test videos (made from their category tags, as for
+  training videos), on the frames that have one; ``centre bias (pseudo-GT frames)`` on the same frames;
+* ``STA``, ``STA+`` and the ``STANet+`` fusion (``FinalFusion.m``: N(max of N(maps))) with audio;
+* their audio-free twins: THE SAME MODELS with ``audio_on = 0`` (the audio-visual gate closed, as the
+  runtime does without an audio track), not separately trained models;
+* the ``centre bias`` baseline (``stanet_rt.eval.baselines``).
+
+Subsets: ``all`` test videos; ``distractor``: the clips with a silent same-class twin of the source;
+``distractor_events``: their frames where the source sounds (there the true map is the source alone).
+Per video the frame scores are averaged, then videos are averaged (the protocol's aggregation).
+
+Writes ``<out>/report/<name>.{json,md,png}`` (``<name>`` = ``<preset>_training``) and, when asked, the
+same files into a results folder (``benchmarks/results``). Imports torch, numpy, h5py, matplotlib and
+``stanet_rt.eval``, ``training.{data,stages}``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from stanet_rt.errors import InputError
+from stanet_rt.eval.baselines import centre_bias
+from stanet_rt.eval.evaluate import evaluate_maps
+from training.data.atomic import write_text
+from training.data.datasets import ClipDataset
+from training.data.pseudo_gt import available_frames, pseudo_gt_path, read_pseudo_gt
+from training.data.records import VideoRecord
+from training.stages.common import StageContext, loader
+from training.stages.students import (
+    STUDENT_ORDER,
+    load_student,
+    predict_window,
+    stanet_plus_fusion,
+    student_file,
+)
+
+METRICS = ("CC", "NSS", "AUC_J", "SIM")
+SUBSETS = ("all", "distractor", "distractor_events")
+NAMES = {"sta": "STA", "sta_plus": "STA+"}
+AUDIO_OFF = " (audio off)"
+
+
+def report_name(ctx: StageContext) -> str:
+    return f"{ctx.preset.name.replace('-', '_')}_training"
+
+
+def read_truth(data: Path, video_id: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The synthetic set's evaluation-only ground truth: density (T, H, W), fixations (T, H, W), meta."""
+    gt_path, meta_path = data / "gt" / f"{video_id}.h5", data / "meta" / f"{video_id}.json"
+    if not gt_path.is_file():
+        raise InputError(
+            f"{gt_path}: no ground truth (the report needs a synthetic set from `stanet-rt synth`)"
+        )
+    with h5py.File(gt_path, "r") as f:
+        density, fixations = f["density"][()], f["fixations"][()]
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    return density, fixations, meta
+
+
+@torch.no_grad()
+def student_maps(
+    model: torch.nn.Module,
+    config,
+    records: list[VideoRecord],
+    store,
+    size: int,
+    audio_on: float,
+    batch: int = 16,
+) -> dict[str, np.ndarray]:
+    """Every frame's map of every video: {video_id: (T, size, size) float32 in [0, 1]}; windows at the
+    ends are edge-padded (as the runtime)."""
+    ds = ClipDataset(records, config, offsets=config.window_offsets, store=store, augment=None)
+    out = {r.video_id: np.zeros((r.n_frames, size, size), np.float32) for r in records}
+    model.eval()
+    for b in loader(ds, batch):
+        maps = predict_window(model, b["frames"], b.get("spectrograms"), audio_on)
+        maps = F.interpolate(maps[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+        for i in range(len(maps)):
+            out[records[int(b["video_index"][i])].video_id][int(b["frame_index"][i])] = maps[i].numpy()
+    return out
+
+
+def _score(
+    pred: np.ndarray, density: np.ndarray, fixations: np.ndarray, frames: np.ndarray
+) -> dict[str, float]:
+    if frames.size == 0:
+        return {}
+    return evaluate_maps(pred[frames], density[frames], fixations[frames], metrics=METRICS)
+
+
+def _aggregate(rows: list[dict[str, float]]) -> dict[str, float]:
+    out: dict[str, float] = {"videos": len(rows)}
+    for k in METRICS:
+        vals = np.array([r[k] for r in rows if k in r], dtype=np.float64)
+        vals = vals[np.isfinite(vals)]
+        out[k] = round(float(vals.mean()), 4) if vals.size else float("nan")
+    out["frames"] = int(sum(r.get("frames", 0) for r in rows))
+    return out
+
+
+def evaluate_test_set(
+    ctx: StageContext, progress: Callable[[str], None] | None = None
+) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, Any]]:
+    """Scores {subset: {method: {metric: value, videos, frames}}} and the maps used for the figure."""
+    records = ctx.records("test")
+    if not records:
+        raise InputError(f"{ctx.data}: the test split has no videos")
+    size = ctx.preset.frame_size
+    store = ctx.store("test")
+    preds: dict[str, dict[str, np.ndarray]] = {}
+    for name in STUDENT_ORDER:
+        path = student_file(ctx, name)
+        if not path.is_file():
+            continue
+        model, config = load_student(path)
+        preds[NAMES[name]] = student_maps(model, config, records, store, size, 1.0, ctx.preset.export_batch)
+        if config.uses_audio:
+            preds[NAMES[name] + AUDIO_OFF] = student_maps(
+                model, config, records, store, size, 0.0, ctx.preset.export_batch
+            )
+        if progress:
+            progress(f"report: predicted {name} on {len(records)} test videos")
+    students = [NAMES[n] for n in STUDENT_ORDER if NAMES[n] in preds]
+    if len(students) > 1:
+        for suffix in ("", AUDIO_OFF):
+            if all(s + suffix in preds for s in students):
+                preds["STANet+" + suffix] = {
+                    r.video_id: np.stack(
+                        [
+                            stanet_plus_fusion([preds[s + suffix][r.video_id][t] for s in students])
+                            for t in range(r.n_frames)
+                        ]
+                    )
+                    for r in records
+                }
+    rows: dict[str, dict[str, list[dict[str, float]]]] = {s: {} for s in SUBSETS}
+    truth = {r.video_id: read_truth(ctx.data, r.video_id) for r in records}
+    twins = [r.video_id for r in records if truth[r.video_id][2].get("has_same_class_distractor")]
+    example_video = twins[0] if twins else records[0].video_id  # the figure prefers a distractor clip
+    examples: dict[str, Any] = {}
+    for v, rec in enumerate(records):
+        density, fixations, meta = truth[rec.video_id]
+        t_all = np.arange(rec.n_frames)
+        has_twin = bool(meta.get("has_same_class_distractor", False))
+        subsets = {"all": t_all}
+        if has_twin:
+            subsets["distractor"] = t_all
+            subsets["distractor_events"] = t_all[rec.events]
+        centre = np.broadcast_to(centre_bias((size, size)), (rec.n_frames, size, size))
+        methods = {"centre bias": centre, **{m: p[rec.video_id] for m, p in preds.items()}}
+        pgt_frames = np.array(sorted(available_frames(ctx.pseudo_gt_dir, rec.video_id)), dtype=np.int64)
+        pgt = np.zeros((rec.n_frames, size, size), np.float32)
+        for t in pgt_frames:
+            m = read_pseudo_gt(pseudo_gt_path(ctx.pseudo_gt_dir, rec.video_id, int(t)))
+            pgt[t] = (
+                m
+                if m.shape == (size, size)
+                else F.interpolate(
+                    torch.from_numpy(m)[None, None], size=(size, size), mode="bilinear", align_corners=False
+                )[0, 0].numpy()
+            )
+        for subset, frames in subsets.items():
+            for method, pred in methods.items():
+                r = _score(pred, density, fixations, frames)
+                if r:
+                    rows[subset].setdefault(method, []).append({**r, "frames": int(frames.size)})
+            covered = np.intersect1d(frames, pgt_frames)
+            for method, pred in (("pseudo-GT", pgt), ("centre bias (pseudo-GT frames)", centre)):
+                r = _score(pred, density, fixations, covered)
+                if r:
+                    rows[subset].setdefault(method, []).append({**r, "frames": int(covered.size)})
+        if rec.video_id == example_video:
+            examples = {
+                "video": rec.video_id,
+                "frames": store.frames(v),
+                "density": density,
+                "events": rec.events,
+                "pseudo_gt": pgt,
+                "pgt_frames": pgt_frames,
+                "preds": {m: p[rec.video_id] for m, p in preds.items()},
+            }
+    scores = {subset: {m: _aggregate(r) for m, r in methods.items()} for subset, methods in rows.items()}
+    return scores, examples
+
+
+def acceptance(scores: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]:
+    """The issue's checks: pseudo-GT and students beat the centre bias by >= 0.2 CC (all test videos);
+    audio-gated models beat their audio-free twins on the same-class-distractor clips (CC)."""
+    checks: dict[str, Any] = {}
+    allv = scores.get("all", {})
+    centre = allv.get("centre bias", {}).get("CC")
+    for m in ("pseudo-GT", "STA", "STA+", "STANet+"):
+        if m in allv and centre is not None:
+            ref = allv["centre bias (pseudo-GT frames)"]["CC"] if m == "pseudo-GT" else centre
+            gain = allv[m]["CC"] - ref
+            checks[f"{m} CC - centre CC"] = {"value": round(gain, 4), "pass": bool(gain >= 0.2)}
+    for subset in ("distractor", "distractor_events"):
+        sub = scores.get(subset, {})
+        for m in ("STA", "STA+", "STANet+"):
+            if m in sub and m + AUDIO_OFF in sub:
+                gain = sub[m]["CC"] - sub[m + AUDIO_OFF]["CC"]
+                checks[f"{m} audio on - off CC ({subset})"] = {
+                    "value": round(gain, 4),
+                    "pass": bool(gain > 0),
+                }
+    return checks
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [
+        f"# Weakly supervised training on the synthetic set: preset `{result['preset']}`",
+        "",
+        f"Test split: {result['test_videos']} held-out videos ({result['distractor_videos']} with a silent "
+        "same-class distractor). Metrics against the true source maps (evaluation-only ground truth); "
+        "audio off = the same model with its audio-visual gate closed (`audio_on = 0`).",
+        "",
+    ]
+    for subset in SUBSETS:
+        table = result["scores"].get(subset)
+        if not table:
+            continue
+        lines += [
+            f"## {subset}",
+            "",
+            "| method | videos | frames | " + " | ".join(METRICS) + " |",
+            "|---|---|---|" + "---|" * len(METRICS),
+        ]
+        for method, row in table.items():
+            vals = " | ".join(f"{row[k]:.3f}" for k in METRICS)
+            lines.append(f"| {method} | {row['videos']} | {row['frames']} | {vals} |")
+        lines.append("")
+    lines += ["## Acceptance checks", "", "| check | value | pass |", "|---|---|---|"]
+    lines += [
+        f"| {k} | {v['value']:+.3f} | {'yes' if v['pass'] else 'NO'} |"
+        for k, v in result["acceptance"].items()
+    ]
+    if result.get("timings"):
+        lines += ["", "## Wall time per stage (s)", "", "| stage | seconds |", "|---|---|"]
+        lines += [f"| {k} | {v:.0f} |" for k, v in result["timings"].items()]
+    lines += [
+        "",
+        f"Machine: {result['machine'].get('cpu', '?')}, {result['machine'].get('cpu_cores', '?')} cores; "
+        f"student files: " + ", ".join(f"{k} {v:.2f} MB" for k, v in result["student_mb"].items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def figure(examples: dict[str, Any], path: Path, n_frames: int = 4) -> Path | None:
+    """A grid of example maps of one test video: frame, truth, pseudo-GT, each method."""
+    if not examples:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    events = np.flatnonzero(examples["events"])
+    pool = events if events.size >= n_frames else np.arange(len(examples["events"]))
+    picks = pool[np.linspace(0, len(pool) - 1, n_frames).round().astype(int)]
+    columns = [("frame", None), ("truth", examples["density"]), ("pseudo-GT", examples["pseudo_gt"])]
+    columns += [(m, p) for m, p in examples["preds"].items()]
+    fig, axes = plt.subplots(
+        n_frames, len(columns), figsize=(1.6 * len(columns), 1.6 * n_frames), squeeze=False
+    )
+    for i, t in enumerate(picks):
+        for j, (title, maps) in enumerate(columns):
+            ax = axes[i, j]
+            ax.imshow(
+                examples["frames"][t] if maps is None else maps[t], cmap=None if maps is None else "inferno"
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=7)
+        axes[i, 0].set_ylabel(f"t={t}", fontsize=7)
+    fig.suptitle(f"{examples['video']} (test split)", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def write_report(ctx: StageContext, results_dir: Path | None = None) -> dict[str, Any]:
+    """Evaluate, then write ``<out>/report/<name>.{json,md,png}`` (and copies in ``results_dir``)."""
+    from benchmarks.common import machine_info
+
+    scores, examples = evaluate_test_set(ctx, ctx.log)
+    records = ctx.records("test")
+    twins = 0
+    for r in records:
+        meta_path = ctx.data / "meta" / f"{r.video_id}.json"
+        if meta_path.is_file():
+            twins += bool(json.loads(meta_path.read_text(encoding="utf-8")).get("has_same_class_distractor"))
+    timings_path = ctx.out / "timings.json"
+    result = {
+        "preset": ctx.preset.name,
+        "test_videos": len(records),
+        "distractor_videos": twins,
+        "metrics": list(METRICS),
+        "scores": scores,
+        "acceptance": acceptance(scores),
+        "audio_free_twin": "the same student with audio_on = 0 (audio-visual gate closed)",
+        "timings": json.loads(timings_path.read_text(encoding="utf-8")) if timings_path.is_file() else {},
+        "student_mb": {
+            n: round(student_file(ctx, n).stat().st_size / 1e6, 3)
+            for n in STUDENT_ORDER
+            if student_file(ctx, n).is_file()
+        },
+        "machine": machine_info(),
+    }
+    name = report_name(ctx)
+    report_dir = ctx.out / "report"
+    write_text(report_dir / f"{name}.json", json.dumps(result, indent=1, default=float) + "\n")
+    write_text(report_dir / f"{name}.md", markdown(result))
+    figure(examples, report_dir / f"{name}.png")
+    if results_dir is not None:
+        results_dir = Path(results_dir)
+        results_dir.mkdir(parents=True, exist_ok=True)
+        for suffix in (".json", ".md", ".png"):
+            src = report_dir / f"{name}{suffix}"
+            if src.is_file():
+                shutil.copyfile(src, results_dir / src.name)
+    for check, v in result["acceptance"].items():
+        ctx.log(f"report: {check}: {v['value']:+.3f} ({'pass' if v['pass'] else 'FAIL'})")
+    ctx.log(f"report: wrote {report_dir / (name + '.md')}")
+    return result

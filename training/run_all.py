@@ -1,0 +1,153 @@
+"""``stanet-rt train``: set up a run (data, preset, output folder, DDP) and run one stage or all of them.
+
+* :func:`prepare_data`: the data root. With ``--data`` it is that AVE-layout folder (the real AVE or a
+  synthetic set); without it a synthetic preset generates its set into ``<out>/synth`` (reused when
+  it exists with the same settings).
+* :func:`make_context`: the :class:`~training.stages.common.StageContext` of a run.
+* :func:`run_stage`: one stage by name; :func:`run_all`: every stage in order (``train all``), each
+  skipped when its outputs exist and are complete and resumed from its last checkpoint otherwise, then
+  the report for synthetic data. Wall times per stage go to ``<out>/timings.json``.
+
+Imports ``training.{presets,stages,ddp}`` and (lazily) the synthetic generator and report.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from stanet_rt.errors import InputError
+from training.data.atomic import write_text
+from training.ddp import barrier, init_distributed
+from training.presets import Preset, get_preset
+from training.stages import STAGES, stage_function
+from training.stages.common import StageContext
+
+STAGE_ORDER = tuple(STAGES)
+COMMANDS = (*STAGE_ORDER, "all", "report")
+TIMINGS = "timings.json"
+
+
+def _synth_settings(preset: Preset) -> dict[str, Any]:
+    spec = preset.synth
+    assert spec is not None
+    return {"videos": spec.videos, "preset": spec.preset, "seed": spec.seed, **spec.overrides}
+
+
+def prepare_data(
+    preset: Preset, data: Path | None, out: Path, progress: bool = True, log: Callable[[str], None] = print
+) -> Path:
+    """The AVE-layout data root of a run (generating the preset's synthetic set when ``data`` is None)."""
+    if data is not None:
+        data = Path(data)
+        if not (data / "Annotations.txt").is_file():
+            raise InputError(f"{data}: not an AVE-layout data folder (no Annotations.txt)")
+        return data
+    if preset.synth is None:
+        raise InputError(f"preset {preset.name!r} needs --data (the AVE data set folder)")
+    root = out / "synth"
+    wanted = _synth_settings(preset)
+    stamp = root / "train_synth_settings.json"
+    if stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")) == wanted:
+        return root
+    from training.data.synth import generate_synth
+
+    spec = preset.synth
+    log(f"generating the synthetic set ({spec.videos} videos, {spec.preset}) into {root}")
+    generate_synth(
+        root,
+        spec.videos,
+        seed=spec.seed,
+        preset=spec.preset,
+        overwrite=True,
+        progress=progress,
+        **spec.overrides,
+    )
+    write_text(stamp, json.dumps(wanted, sort_keys=True) + "\n")
+    return root
+
+
+def make_context(
+    preset_name: str,
+    out: Path,
+    data: Path | None = None,
+    resume: bool = False,
+    epochs: int | None = None,
+    progress: bool = True,
+    device: str | None = None,
+    threads: int | None = 1,
+    log: Callable[[str], None] = print,
+) -> StageContext:
+    """A run's context: preset (``epochs`` overrides every trainer), data (generated on rank 0 when
+    needed), output folder, DDP position (torchrun environment or a single process).
+
+    ``threads``: torch intra-op threads per process (None: leave torch's default). One is the default:
+    on a small shared CPU, OpenMP threads spin-waiting for a busy core made a training step several
+    times slower than one thread (measured on the 2-core build machine); use torchrun for more cores."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+    preset = get_preset(preset_name)
+    if epochs is not None:
+        if epochs < 1:
+            raise InputError(f"--epochs must be >= 1, got {epochs}")
+        preset = preset.with_epochs(epochs)
+    info = init_distributed(device)
+    out = Path(out)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        root = prepare_data(preset, data, out, progress, log)
+    barrier(info)
+    if not info.is_main:
+        root = prepare_data(preset, data, out, False, lambda _m: None)
+    return StageContext(preset, root, out, resume=resume, progress=progress, info=info, log_fn=log)
+
+
+def _record_time(ctx: StageContext, stage: str, seconds: float) -> None:
+    if not ctx.info.is_main:
+        return
+    path = ctx.out / TIMINGS
+    times = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    times[stage] = round(times.get(stage, 0.0) + seconds, 2)
+    times["total"] = round(sum(v for k, v in times.items() if k != "total"), 2)
+    write_text(path, json.dumps(times, indent=1) + "\n")
+
+
+def run_stage(ctx: StageContext, stage: str) -> float:
+    """Run one stage; returns its wall time in seconds (also added to ``<out>/timings.json``)."""
+    if stage not in STAGES:
+        raise InputError(f"unknown stage {stage!r}; known: {', '.join(COMMANDS)}")
+    started = time.perf_counter()
+    ctx.log(f"== {stage} ({ctx.preset.name}, data {ctx.data}, out {ctx.out})")
+    stage_function(stage)(ctx)
+    seconds = time.perf_counter() - started
+    _record_time(ctx, stage, seconds)
+    ctx.log(f"== {stage} done in {seconds:.1f} s")
+    return seconds
+
+
+def run_all(ctx: StageContext, report: bool = True) -> dict[str, float]:
+    """Every stage in order, skipping finished ones and resuming unfinished ones; then the report when the
+    data is a synthetic set (it has ground truth). Returns the wall time of each stage."""
+    ctx.resume = True
+    times = {stage: run_stage(ctx, stage) for stage in STAGE_ORDER}
+    if report and (ctx.data / "gt").is_dir():
+        times["report"] = run_report(ctx)
+    return times
+
+
+def run_report(ctx: StageContext, results_dir: Path | None = None) -> float:
+    """The evaluation of ``training.report`` (rank 0 only); returns its wall time."""
+    started = time.perf_counter()
+    if ctx.info.is_main:
+        from training.report import write_report
+
+        write_report(ctx, results_dir=results_dir)
+    barrier(ctx.info)
+    seconds = time.perf_counter() - started
+    _record_time(ctx, "report", seconds)
+    return seconds

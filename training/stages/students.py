@@ -1,0 +1,216 @@
+"""Stage 6: the students STA and STA+ trained on the pseudo-GT (spec 6), and the STANet+ fused output.
+
+* STA (``sta``, and the light ``stanet_lite`` arch): frames at its window offsets; its two decoder
+  levels of frame t are both trained against the pseudo-GT of t.
+* STA+ (``sta_plus``): 9 frames t-4..t+4 as 3 triplet nodes; its 3 node maps (centres t-3, t, t+3) are
+  trained against their pseudo-GTs. Its AudioSwitch is the one trained in stage 5, frozen (the
+  original ran it under ``no_grad`` in eval mode). In this implementation the switch inside STA+
+  reads the student's audio embedding, so STA+'s audio net is initialised from the switch's and frozen
+  too (a deliberate difference that keeps the loaded switch valid).
+* Both audio nets start from the trained switch's audio net when the shapes match (the original's
+  audio nets started from VGGSound weights).
+* Loss: BCE-with-logits + KL per sample on every output map (``training.losses``; the original's KL
+  was normalised per batch, valid only at its batch size of 1).
+
+Outputs: ``students/<name>/`` (engine run: checkpoint.pt with optimiser state, logs) and the slim
+self-describing model file ``students/<name>.pt`` that ``stanet-rt run --model`` and the default
+model use. :func:`stanet_plus_fusion` is the original's ``FinalFusion.m``.
+
+Imports torch, numpy, ``stanet_rt.{checkpoint,models}`` and ``training.{data,engine,losses,pseudo_gt,
+stages.common,stages.switch}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from stanet_rt.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from stanet_rt.config import ModelConfig
+from stanet_rt.errors import InputError
+from stanet_rt.models.factory import build_model
+from training.data.datasets import StudentDataset
+from training.engine import StepOutput, ValidateFn, is_complete
+from training.losses import student_loss
+from training.presets import Trainer
+from training.pseudo_gt import normalize
+from training.stages.common import StageContext, fit, loader
+from training.stages.switch import switch_dir
+
+STUDENT_ORDER = ("sta", "sta_plus")
+
+
+def gt_offsets(config: ModelConfig) -> tuple[int, ...]:
+    """Offsets whose pseudo-GT the loss needs: STA: (0,); STA+: its 3 node centres (-3, 0, 3)."""
+    if config.arch == "sta_plus":
+        o = config.window_offsets
+        return (o[1], o[4], o[7])
+    return (0,)
+
+
+class TrainForward(nn.Module):
+    """Routes ``forward`` to the student's ``forward_train`` (all its output maps), so that DDP wraps the
+    training forward; shares the student's parameters (the engine checkpoints the student itself)."""
+
+    def __init__(self, student: nn.Module) -> None:
+        super().__init__()
+        self.student = student
+
+    def forward(self, frames: Tensor, spectrograms: Tensor | None = None) -> Tensor:
+        return self.student.forward_train(frames, spectrograms)
+
+
+def student_step(model: nn.Module, batch: dict[str, Tensor]) -> StepOutput:
+    """BCE + KL of every output map (``model``: a :class:`TrainForward`, maybe DDP-wrapped) against its
+    pseudo-GT (batch ``gt`` (B, G, 1, S, S))."""
+    maps = model(batch["frames"], batch.get("spectrograms"))
+    return StepOutput(student_loss(maps, batch["gt"]))
+
+
+def loss_validator(dataset: StudentDataset | None, batch: int) -> ValidateFn | None:
+    if dataset is None or len(dataset) == 0:
+        return None
+
+    def validate(model: nn.Module) -> dict[str, float]:
+        total, n = 0.0, 0
+        for b in loader(dataset, batch):
+            total += float(student_step(model, b).loss) * len(b["gt"])
+            n += len(b["gt"])
+        return {"loss": total / max(1, n)}
+
+    return validate
+
+
+def student_file(ctx: StageContext, name: str) -> Path:
+    return ctx.out / "students" / f"{name}.pt"
+
+
+def init_from_switch(
+    model: nn.Module, config: ModelConfig, switch_ckpt: Path, freeze_switch: bool
+) -> list[str]:
+    """Copy the trained AudioSwitch into a student: its audio net into the student's (when the shapes
+    match) and, for STA+, the whole switch (minus its own audio net). Returns the parameter-name
+    prefixes to freeze."""
+    payload = read_checkpoint(switch_ckpt)
+    state: dict[str, Tensor] = payload["state_dict"]
+    frozen: list[str] = []
+    audio = {k.removeprefix("audio_net."): v for k, v in state.items() if k.startswith("audio_net.")}
+    net = getattr(model, "audio_net", None)
+    if (
+        net is not None
+        and audio
+        and all(k in net.state_dict() and net.state_dict()[k].shape == v.shape for k, v in audio.items())
+    ):
+        net.load_state_dict(audio)
+    switch = getattr(model, "switch", None)
+    if switch is not None and freeze_switch:
+        rest = {k: v for k, v in state.items() if not k.startswith("audio_net.")}
+        missing, unexpected = switch.load_state_dict(rest, strict=False)
+        if missing or unexpected:
+            raise InputError(
+                f"{switch_ckpt}: AudioSwitch does not fit {config.name!r} "
+                f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
+            )
+        frozen += ["switch", "audio_net"]
+    return frozen
+
+
+def student_dataset(
+    ctx: StageContext, split: str, config: ModelConfig, trainer: Trainer, train: bool, stride: int = 1
+) -> StudentDataset:
+    return StudentDataset(
+        ctx.records(split),
+        config,
+        ctx.pseudo_gt_dir,
+        offsets=config.window_offsets,
+        gt_offsets=gt_offsets(config),
+        stride=stride,
+        store=ctx.store(split),
+        augment=trainer.augment if train else None,
+        seed=trainer.settings.seed,
+    )
+
+
+def train_student(ctx: StageContext, name: str, trainer: Trainer) -> Path:
+    """Train one student (``sta`` / ``sta_plus``) on the pseudo-GT; returns its slim model file."""
+    out_file = student_file(ctx, name)
+    run_dir = ctx.run_dir("students", name)
+    if ctx.resume and out_file.is_file() and is_complete(run_dir):
+        ctx.log(f"students/{name}: done ({out_file} exists)")
+        return out_file
+    config = ctx.model_config(trainer)
+    torch.manual_seed(trainer.settings.seed)
+    model = build_model(config)
+    frozen: list[str] = []
+    switch_ckpt = switch_dir(ctx) / "checkpoint.pt"
+    if config.uses_audio and switch_ckpt.is_file():
+        frozen = init_from_switch(model, config, switch_ckpt, freeze_switch=config.use_switch)
+    elif config.use_switch:
+        raise InputError(f"{switch_ckpt}: STA+ needs the trained AudioSwitch (run `stanet-rt train switch`)")
+    settings = trainer.settings.replace(freeze=tuple(frozen))
+    train_ds = student_dataset(ctx, "train", config, trainer, True, trainer.stride)
+    val = None
+    if ctx.preset.val_stride and ctx.records("val"):
+        val = student_dataset(ctx, "val", config, trainer, False, ctx.preset.val_stride)
+    result = fit(
+        ctx,
+        "students",
+        name,
+        model,
+        train_ds,
+        student_step,
+        trainer,
+        loss_validator(val, ctx.preset.export_batch),
+        settings_override=settings,
+        forward_module=TrainForward(model),
+    )
+    if ctx.info.is_main:
+        last = result.history[-1] if result.history else {}
+        meta = {
+            "kind": "STANet student trained on weakly supervised pseudo-GT",
+            "preset": ctx.preset.name,
+            "epochs": settings.epochs,
+            "train_loss": last.get("loss"),
+            "val_loss": last.get("val_loss"),
+        }
+        save_checkpoint(out_file, model, meta)
+        ctx.log(f"students/{name}: wrote {out_file} ({out_file.stat().st_size / 1e6:.2f} MB)")
+    return out_file
+
+
+def run_students(ctx: StageContext) -> None:
+    """Stage ``students``: STA then STA+ (those in the preset)."""
+    for name in STUDENT_ORDER:
+        if name in ctx.preset.students:
+            train_student(ctx, name, ctx.preset.students[name])
+
+
+def load_student(path: Path) -> tuple[nn.Module, ModelConfig]:
+    model, config, _ = load_checkpoint(path)
+    return model, config
+
+
+@torch.no_grad()
+def predict_window(model: nn.Module, frames: Tensor, spectrograms: Tensor | None, audio_on: float) -> Tensor:
+    """A student's map of the offset-0 frame through the encode / head contract (what the runtime runs):
+    frames (B, T, 3, S, S), spectrograms (B, T, 1, 257, 48) or None, ``audio_on`` 1 (audio) or 0 (the
+    audio-free path of the same model). Returns sigmoid maps (B, S, S) in [0, 1]."""
+    b, t = frames.shape[:2]
+    emb = None
+    if spectrograms is not None and model.uses_audio:
+        emb = model.encode_audio(spectrograms.flatten(0, 1))
+    on = frames.new_full((b * t, 1), float(audio_on))
+    feats = model.encode(frames.flatten(0, 1), emb, on if emb is not None else None)
+    window = {k: v.unflatten(0, (b, t)) for k, v in feats.items()}
+    return torch.sigmoid(model.head(window, tuple(frames.shape[-2:])))[:, 0]
+
+
+def stanet_plus_fusion(maps: Sequence[np.ndarray]) -> np.ndarray:
+    """``FinalFusion.m``: N(pixel-wise max of N(map_i)) over same-sized maps (H, W) -> (H, W) in [0, 1]."""
+    if not maps:
+        raise ValueError("no maps to fuse")
+    return normalize(np.max(np.stack([normalize(m) for m in maps]), axis=0))
