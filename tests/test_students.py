@@ -110,7 +110,7 @@ def test_sta_plus_audio_gate_follows_the_switch_decision() -> None:
     x = frames[:, 0]
     with torch.no_grad():
         emb = model.encode_audio(spec[:, 0])
-        expected = model.extra_av(emb, model.backbone(x)[0])
+        expected = model.extra_av(emb[:, : model.audio_net.out_dim], model.backbone(x)[0])
         _force_switch(model, on=True)
         torch.testing.assert_close(model.encode(x, emb)["av"], expected)
         assert expected.abs().sum() > 0
