@@ -10,7 +10,6 @@ import h5py
 import numpy as np
 import pytest
 import scipy.io
-from scipy.io.matlab import MatReadError
 from _eval_layout import (
     GT_SIZE,
     fixation_map,
@@ -21,6 +20,7 @@ from _eval_layout import (
     write_v73_mat,
 )
 from PIL import Image
+from scipy.io.matlab import MatReadError
 
 from stanet_rt.errors import InputError
 from stanet_rt.eval.datasets import (
