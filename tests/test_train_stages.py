@@ -1,0 +1,156 @@
+"""Training stages end to end (training.run_all on the synth-tiny preset), presets, CAM files, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from stanet_rt.checkpoint import load_checkpoint, read_checkpoint
+from stanet_rt.cli import app
+from training.cams import CamFile, read_boxes, to_uint8, write_boxes, write_cams
+from training.presets import PAPER_PLUS, get_preset, list_presets, plus_branch
+from training.pseudo_gt import BranchMaps, read_probability_table
+
+
+def test_paper_preset_is_appendix_a():
+    p = get_preset("paper")
+    s, sa, st = p.coarse["s"], p.coarse["sa"], p.coarse["st"]
+    assert (s.config.input_size, s.settings.batch_size, s.settings.lr, s.settings.decay_points) == (
+        256,
+        8,
+        1e-4,
+        (5, 10),
+    )
+    assert s.augment.crop_scale == pytest.approx((256 / 300, 256 / 300))
+    assert (sa.config.input_size, sa.settings.decay_points, st.settings.batch_size) == (224, (), 3)
+    assert {t.config.input_size for t in p.fine.values()} == {356} and p.frame_size == 356
+    assert tuple(p.plus) == PAPER_PLUS and len(p.branches()) == 11  # the 11 maps of CAMFuse.m
+    lrs = {n: t.settings.lr for n, t in p.plus.items()}
+    assert lrs["s_plus_cross"] == 1e-3 and lrs["sa_plus_long"] == 1e-5 and lrs["st_plus_short"] == 1e-5
+    assert p.plus["sa_plus_cross"].settings.decay_points == (5, 10)
+    sw = p.switch.settings
+    assert (sw.epochs, sw.lr, sw.weight_decay, sw.groups, p.switch.config.input_size) == (
+        300,
+        1e-4,
+        0.0,
+        "flat",
+        356,
+    )
+    sta, stap = p.students["sta"], p.students["sta_plus"]
+    assert (sta.config.input_size, sta.settings.batch_size, sta.settings.lr, sta.settings.weight_decay) == (
+        356,
+        1,
+        1e-3,
+        1e-4,
+    )
+    assert stap.config.use_switch and stap.config.switch_input_size == 356 and stap.config.input_size == 256
+    assert all(
+        t.settings.epochs == 15 and t.settings.optimizer == "sgd" and t.settings.nesterov
+        for t in [*p.coarse.values(), *p.plus.values(), *p.students.values()]
+    )
+    assert get_preset("synth-lite").with_epochs(2).students["sta"].settings.epochs == 2
+    assert set(list_presets()) == {"paper", "synth-lite", "synth-tiny"}
+    assert plus_branch("st_plus_short") == ("st_plus", "short")
+    with pytest.raises(ValueError):
+        plus_branch("s_long")
+
+
+def test_cam_file_and_boxes_round_trip(tmp_path):
+    maps = np.zeros((3, 8, 8), np.float32)
+    maps[0, 2, 2] = 5.0
+    maps[1, 4, 4] = 0.5
+    b = BranchMaps(maps, np.array([0.9, 0.8, 0.1], np.float32), np.array([True, True, False]))
+    write_cams(tmp_path / "c.h5", {"v1": b}, {"branch": "s"})
+    with CamFile(tmp_path / "c.h5") as f:
+        assert f.videos() == ["v1"] and f.attrs["branch"] == "s"
+        r = f.video("v1")
+    assert r.maps[0, 2, 2] == 1.0 and r.maps[1, 4, 4] == 1.0  # each map scaled to max 1 (uint8 storage)
+    np.testing.assert_array_equal(r.valid, b.valid)
+    np.testing.assert_allclose(r.probs, b.probs)
+    assert to_uint8(np.zeros((2, 2))).max() == 0
+    write_boxes(tmp_path / "b.h5", {"v1": (np.array([[0, 3, 1, 5]] * 3), np.array([True, False, True]))})
+    boxes, valid = read_boxes(tmp_path / "b.h5")["v1"]
+    assert boxes.shape == (3, 4) and list(valid) == [True, False, True]
+
+
+def test_cli_rejects_bad_stage_and_missing_data(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "bogus", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "unknown stage 'bogus'" in res.output
+    from stanet_rt.errors import InputError
+
+    res = runner.invoke(app, ["train", "scam-coarse", "--preset", "paper", "--out", str(tmp_path / "p")])
+    assert isinstance(res.exception, InputError) and "needs --data" in str(res.exception)
+
+
+def test_train_all_synth_tiny_end_to_end(tmp_path):
+    from training.run_all import make_context, run_all
+
+    out = tmp_path / "run"
+    logs: list[str] = []
+    ctx = make_context("synth-tiny", out, progress=False, threads=None, log=logs.append)
+    times = run_all(ctx)
+    assert set(times) == {
+        "scam-coarse",
+        "scam-fine",
+        "scam-plus",
+        "pseudo-gt",
+        "switch",
+        "students",
+        "report",
+    }
+    preset = ctx.preset
+    # every trainer finished and checkpointed with its config
+    runs = [("scam-coarse", b) for b in preset.coarse] + [("scam-fine", b) for b in preset.fine]
+    runs += [("scam-plus", b) for b in preset.plus] + [("switch", "audio_switch")]
+    runs += [("students", s) for s in preset.students]
+    for stage, branch in runs:
+        meta = read_checkpoint(out / stage / branch / "checkpoint.pt")["meta"]
+        assert meta["complete"] and meta["stage"] == stage and meta["branch"] == branch
+        assert (out / stage / branch / "log.csv").is_file()
+    # CAM exports cover every frame of every split; boxes lie inside the canvas
+    n_frames = sum(r.n_frames for s in ("train", "val", "test") for r in ctx.records(s))
+    for kind, names in (("coarse", preset.coarse), ("fine", preset.fine), ("plus", preset.plus)):
+        for name in names:
+            with CamFile(ctx.cams_path(kind, name)) as f:
+                assert sum(len(f.video(v).valid) for v in f.videos()) == n_frames
+    for boxes, valid in read_boxes(ctx.boxes_path).values():
+        assert (boxes[valid] >= 0).all() and (boxes[valid] < preset.frame_size).all()
+    # pseudo-GT PNGs and the probability table agree
+    rows = read_probability_table(out / "pseudo_gt" / "probabilities.csv")
+    pngs = sorted(out.glob("pseudo_gt/*/*.png"))
+    assert rows and len(rows) == len(pngs)
+    assert all(1 <= int(r["n_maps"]) <= len(preset.branches()) for r in rows)
+    summary = json.loads((out / "pseudo_gt" / "complete.json").read_text())
+    assert summary["branches"] == preset.branches()
+    # the students are self-describing and run
+    for name in preset.students:
+        model, config, meta = load_checkpoint(out / "students" / f"{name}.pt")
+        frames, spec = model.example_inputs(batch=1)
+        t = len(config.window_offsets)
+        logits = model(
+            frames[:, None].expand(1, t, *frames.shape[1:]), spec[:, None].expand(1, t, *spec.shape[1:])
+        )
+        assert logits.shape == (1, 1, config.input_size, config.input_size) and torch.isfinite(logits).all()
+    sta_plus = load_checkpoint(out / "students" / "sta_plus.pt")[0]
+    switch = read_checkpoint(out / "switch" / "audio_switch" / "checkpoint.pt")["state_dict"]
+    torch.testing.assert_close(sta_plus.switch.extra_fc.weight, switch["extra_fc.weight"])  # loaded, frozen
+    # the report
+    report = json.loads((out / "report" / "synth_tiny_training.json").read_text())
+    assert "centre bias" in report["scores"]["all"] and "STA" in report["scores"]["all"]
+    assert "STA (audio off)" in report["scores"]["all"] and "STANet+" in report["scores"]["all"]
+    assert (out / "report" / "synth_tiny_training.png").stat().st_size > 1000
+    assert json.loads((out / "timings.json").read_text())["total"] > 0
+    # a second `train all` skips every finished stage and retrains nothing
+    stamp = os.stat(out / "students" / "sta" / "checkpoint.pt").st_mtime_ns
+    logs.clear()
+    ctx2 = make_context("synth-tiny", out, progress=False, threads=None, log=logs.append)
+    run_all(ctx2, report=False)
+    assert os.stat(out / "students" / "sta" / "checkpoint.pt").st_mtime_ns == stamp
+    assert not any(" epoch " in line for line in logs)
+    assert any("done (" in line for line in logs)
