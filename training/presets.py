@@ -7,7 +7,10 @@
   ``BackboneConfig.weights`` (the original started from WSL / ImageNet / VGGSound weights).
 * ``synth-lite``: the whole method on the synthetic set on a 2-core CPU in under 30 minutes: narrow
   ResNet-18 / VGG16-D1 trunks (a few hundred thousand parameters), 128 px frames (64 px for the 9-frame
-  "+" models), a few epochs. Deliberate differences: Adam instead of SGD and larger learning rates,
+  "+" models), a few epochs, 4 of the paper's 8 SCAM+ branches (S+ cross, SA+ long and cross, ST+
+  short: every arch and every term once; 7 maps fused), every 2nd anchor frame for the multi-frame
+  trainers; the STA-class student is the causal ``stanet_lite`` (t-2, t-1, t) so it can
+  ship as the runtime's default model. Deliberate differences: Adam instead of SGD and larger learning rates,
   because these trunks start from random weights (no pretrained weights can be downloaded) and would
   not converge in a few CPU epochs with the paper's SGD settings.
 * ``synth-tiny``: the same stages on a tiny synthetic set with the ``tiny_*``-sized models; for tests
@@ -237,15 +240,22 @@ def _light_configs(w: _Light) -> dict[str, ModelConfig]:
             "lite_st_plus", "st_plus", w.vgg, input_size=w.plus_size, window_offsets=nine, **common
         ),
         "audio_switch": ModelConfig(
-            "lite_switch", "audio_switch", w.resnet, input_size=w.size, **av, **{**common, "num_classes": 2}
+            "lite_switch",
+            "audio_switch",
+            w.resnet,
+            input_size=w.plus_size,
+            **av,
+            **{**common, "num_classes": 2},
         ),
+        # the STA-class student of the light presets is the causal stanet_lite (window t-2, t-1, t: no
+        # look-ahead), so that it can be the runtime's default model; the paper preset keeps STA's t-1..t+1
         "sta": ModelConfig(
             "lite_sta",
-            "sta",
+            "stanet_lite",
             w.resnet,
             input_size=w.size,
             channels=w.channels,
-            window_offsets=(-1, 0, 1),
+            window_offsets=(-2, -1, 0),
             **av,
             **common,
         ),
@@ -256,7 +266,7 @@ def _light_configs(w: _Light) -> dict[str, ModelConfig]:
             input_size=w.plus_size,
             window_offsets=nine,
             use_switch=True,
-            switch_input_size=w.size,
+            switch_input_size=w.plus_size,
             switch_backbone=w.resnet,
             **av,
             **common,
@@ -293,14 +303,9 @@ def _light_preset(
         kind: str,
         lr: float,
         augment: Augment | None = None,
-        stride_key: str | None = None,
-        **kw: Any,
     ) -> Trainer:
         return Trainer(
-            cfg[arch].replace(**kw) if kw else cfg[arch],
-            adam(kind, lr),
-            augment or Augment(crop_scale=(0.85, 1.0)),
-            strides.get(stride_key or kind, 1),
+            cfg[arch], adam(kind, lr), augment or Augment(crop_scale=(0.85, 1.0)), strides.get(arch, 1)
         )
 
     teachers = {b: tr(b, "scam", 2e-3) for b in COARSE_BRANCHES}
@@ -316,7 +321,7 @@ def _light_preset(
         switch=tr("audio_switch", "switch", 2e-3),
         students={
             "sta": tr("sta", "student", 1e-3, _NO_CROP),
-            "sta_plus": tr("sta_plus", "student", 1e-3, _NO_CROP, stride_key="student_plus"),
+            "sta_plus": tr("sta_plus", "student", 1e-3, _NO_CROP),
         },
         synth=synth,
         val_stride=4,
@@ -336,10 +341,10 @@ def _synth_lite() -> Preset:
         "the whole method on the synthetic set, light models, < 30 min on a 2-core CPU",
         w,
         frame_size=128,
-        epochs={"scam": 4, "plus": 3, "switch": 3, "student": 5},
-        plus_names=PAPER_PLUS,
-        synth=SynthSpec(videos=80, preset="synth-lite"),
-        strides={"plus": 2, "student_plus": 2},
+        epochs={"scam": 3, "plus": 2, "switch": 3, "student": 4},
+        plus_names=("s_plus_cross", "sa_plus_long", "sa_plus_cross", "st_plus_short"),
+        synth=SynthSpec(videos=64, preset="synth-lite"),
+        strides={"st": 2, "s_plus": 2, "sa_plus": 2, "st_plus": 2, "sta_plus": 2},
     )
 
 
@@ -363,7 +368,7 @@ def _synth_tiny() -> Preset:
         epochs={"scam": 1, "plus": 1, "switch": 1, "student": 1},
         plus_names=("s_plus_short", "sa_plus_long", "st_plus_cross"),
         synth=SynthSpec(videos=8, preset="tiny", overrides={"classes": 2}),
-        strides={"plus": 2, "student_plus": 2},
+        strides={"st": 2, "s_plus": 2, "sa_plus": 2, "st_plus": 2, "sta_plus": 2},
         batch=4,
     )
 

@@ -173,11 +173,14 @@ def fit(
     step_fn: Callable[[nn.Module, dict[str, Tensor]], StepOutput],
     trainer: Trainer,
     validate: ValidateFn | None = None,
-    find_unused_parameters: bool = False,
+    find_unused_parameters: bool = True,
     settings_override: Any = None,
     forward_module: nn.Module | None = None,
 ) -> TrainResult:
-    """Train ``model`` with the shared engine into ``<out>/<stage>/<branch>`` (resuming per ``ctx``)."""
+    """Train ``model`` with the shared engine into ``<out>/<stage>/<branch>`` (resuming per ``ctx``).
+
+    Under DDP, parameters that a forward does not reach (e.g. S+'s fuse conv, which a single-term
+    branch skips) are tolerated (``find_unused_parameters``)."""
     settings = settings_override or trainer.settings
     if len(dataset) == 0:
         raise InputError(f"{ctx.data}: no training samples for {stage}/{branch}")
