@@ -88,6 +88,7 @@ def test_cli_rejects_bad_stage_and_missing_data(tmp_path):
     assert isinstance(res.exception, InputError) and "needs --data" in str(res.exception)
 
 
+@pytest.mark.slow  # ~30 s alone on 2 cores, over a minute when the machine is shared
 def test_train_all_synth_tiny_end_to_end(tmp_path):
     from training.run_all import make_context, run_all
 
@@ -145,7 +146,13 @@ def test_train_all_synth_tiny_end_to_end(tmp_path):
     assert "centre bias" in report["scores"]["all"] and "STA" in report["scores"]["all"]
     assert "STA (audio off)" in report["scores"]["all"] and "STANet+" in report["scores"]["all"]
     assert (out / "report" / "synth_tiny_training.png").stat().st_size > 1000
-    assert json.loads((out / "timings.json").read_text())["total"] > 0
+    assert json.loads((out / "timings.json").read_text())["wall_s"]["total"] > 0
+    # the students install as the runtime's default models (here into a scratch assets folder)
+    from training.run_all import install_defaults
+
+    installed = install_defaults(ctx, assets=tmp_path / "assets")
+    assert [p.name for p in installed] == ["default.pt", "default_plus.pt"]
+    assert load_checkpoint(installed[0])[1].lookahead == 0  # the light STA-class student is causal
     # a second `train all` skips every finished stage and retrains nothing
     stamp = os.stat(out / "students" / "sta" / "checkpoint.pt").st_mtime_ns
     logs.clear()

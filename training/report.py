@@ -249,9 +249,25 @@ def markdown(result: dict[str, Any]) -> str:
         f"| {k} | {v['value']:+.3f} | {'yes' if v['pass'] else 'NO'} |"
         for k, v in result["acceptance"].items()
     ]
-    if result.get("timings"):
-        lines += ["", "## Wall time per stage (s)", "", "| stage | seconds |", "|---|---|"]
-        lines += [f"| {k} | {v:.0f} |" for k, v in result["timings"].items()]
+    wall, cpu = result.get("timings", {}).get("wall_s", {}), result.get("timings", {}).get("cpu_s", {})
+    if wall:
+        lines += [
+            "",
+            "## Time per stage (before this report)",
+            "",
+            "Wall seconds on the machine below (shared with other jobs while it ran) and this process's "
+            "CPU seconds.",
+            "",
+            "| stage | wall s | CPU s |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {k} | {v:.0f} | {cpu.get(k, float('nan')):.0f} |" for k, v in wall.items() if k != "total"
+        ]
+        lines.append(
+            f"| total | {wall.get('total', 0):.0f} ({wall.get('total', 0) / 60:.1f} min) | "
+            f"{cpu.get('total', 0):.0f} |"
+        )
     lines += [
         "",
         f"Machine: {result['machine'].get('cpu', '?')}, {result['machine'].get('cpu_cores', '?')} cores; "

@@ -100,54 +100,107 @@ def make_context(
     out = Path(out)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        timer = _Timer()
+        stamp = out / "synth" / "train_synth_settings.json"
+        fresh = data is None and not stamp.is_file()
         root = prepare_data(preset, data, out, progress, log)
+        if fresh:
+            _record_time(out, "synth data", *timer.stop())
     barrier(info)
     if not info.is_main:
         root = prepare_data(preset, data, out, False, lambda _m: None)
     return StageContext(preset, root, out, resume=resume, progress=progress, info=info, log_fn=log)
 
 
-def _record_time(ctx: StageContext, stage: str, seconds: float) -> None:
-    if not ctx.info.is_main:
-        return
-    path = ctx.out / TIMINGS
+def _record_time(out: Path, stage: str, wall: float, cpu: float) -> None:
+    """Add a stage's wall and process-CPU seconds to ``<out>/timings.json`` (summed over resumed runs).
+    CPU seconds are this process's, so they show the work even when other jobs share the machine."""
+    path = out / TIMINGS
     times = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    times[stage] = round(times.get(stage, 0.0) + seconds, 2)
-    times["total"] = round(sum(v for k, v in times.items() if k != "total"), 2)
+    for key, value in (("wall_s", wall), ("cpu_s", cpu)):
+        table = times.setdefault(key, {})
+        table[stage] = round(table.get(stage, 0.0) + value, 2)
+        table["total"] = round(sum(v for k, v in table.items() if k != "total"), 2)
     write_text(path, json.dumps(times, indent=1) + "\n")
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def stop(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
 def run_stage(ctx: StageContext, stage: str) -> float:
     """Run one stage; returns its wall time in seconds (also added to ``<out>/timings.json``)."""
     if stage not in STAGES:
         raise InputError(f"unknown stage {stage!r}; known: {', '.join(COMMANDS)}")
-    started = time.perf_counter()
+    timer = _Timer()
     ctx.log(f"== {stage} ({ctx.preset.name}, data {ctx.data}, out {ctx.out})")
     stage_function(stage)(ctx)
-    seconds = time.perf_counter() - started
-    _record_time(ctx, stage, seconds)
-    ctx.log(f"== {stage} done in {seconds:.1f} s")
+    seconds, cpu = timer.stop()
+    if ctx.info.is_main:
+        _record_time(ctx.out, stage, seconds, cpu)
+    ctx.log(f"== {stage} done in {seconds:.1f} s (process CPU {cpu:.1f} s)")
     return seconds
 
 
-def run_all(ctx: StageContext, report: bool = True) -> dict[str, float]:
+def run_all(ctx: StageContext, report: bool = True, results_dir: Path | None = None) -> dict[str, float]:
     """Every stage in order, skipping finished ones and resuming unfinished ones; then the report when the
-    data is a synthetic set (it has ground truth). Returns the wall time of each stage."""
+    data is a synthetic set (it has ground truth; copies go to ``results_dir`` when given). Returns the
+    wall time of each stage."""
     ctx.resume = True
     times = {stage: run_stage(ctx, stage) for stage in STAGE_ORDER}
     if report and (ctx.data / "gt").is_dir():
-        times["report"] = run_report(ctx)
+        times["report"] = run_report(ctx, results_dir)
     return times
+
+
+DEFAULT_FILES = {"sta": "default.pt", "sta_plus": "default_plus.pt"}
+MAX_DEFAULT_MB = 5.0
+
+
+def install_defaults(ctx: StageContext, assets: Path | None = None) -> list[Path]:
+    """Copy the run's student model files into the package's assets as the runtime's default models
+    (``stanet_rt/assets/default.pt`` = the STA-class student, ``default_plus.pt`` = STA+), each only if
+    it is at most ``MAX_DEFAULT_MB``. Returns the files written."""
+    import shutil
+
+    from stanet_rt.models.default import ASSETS
+    from training.data.atomic import atomic_path
+    from training.stages.students import student_file
+
+    assets = Path(assets) if assets is not None else ASSETS
+    written = []
+    for name, target in DEFAULT_FILES.items():
+        src = student_file(ctx, name)
+        if not src.is_file():
+            continue
+        size_mb = src.stat().st_size / 1e6
+        if size_mb > MAX_DEFAULT_MB:
+            ctx.log(f"not installing {src} as {target}: {size_mb:.1f} MB > {MAX_DEFAULT_MB} MB")
+            continue
+        with atomic_path(assets / target) as tmp:
+            shutil.copyfile(src, tmp)
+        written.append(assets / target)
+        ctx.log(f"installed {src} as {assets / target} ({size_mb:.2f} MB)")
+    if not written:
+        raise InputError(
+            f"{ctx.out / 'students'}: no student model to install (run `stanet-rt train students`)"
+        )
+    return written
 
 
 def run_report(ctx: StageContext, results_dir: Path | None = None) -> float:
     """The evaluation of ``training.report`` (rank 0 only); returns its wall time."""
-    started = time.perf_counter()
+    timer = _Timer()
     if ctx.info.is_main:
         from training.report import write_report
 
         write_report(ctx, results_dir=results_dir)
     barrier(ctx.info)
-    seconds = time.perf_counter() - started
-    _record_time(ctx, "report", seconds)
+    seconds, cpu = timer.stop()
+    if ctx.info.is_main:
+        _record_time(ctx.out, "report", seconds, cpu)
     return seconds

@@ -36,6 +36,12 @@ def train(
     results: Path = typer.Option(
         None, "--results", help="report: folder of the result files (default benchmarks/results)."
     ),
+    install_default: bool = typer.Option(
+        False,
+        "--install-default",
+        help="all / report: install the students as the runtime's default models "
+        "(stanet_rt/assets/default.pt and default_plus.pt).",
+    ),
     threads: int = typer.Option(
         1, "--threads", min=0, help="torch threads per process (0: torch's default)."
     ),
@@ -59,7 +65,7 @@ def train(
     )
     try:
         if stage == "all":
-            times = run_all(ctx)
+            times = run_all(ctx, results_dir=results)
             ctx.log(
                 "stage times: "
                 + ", ".join(f"{k} {v:.0f} s" for k, v in times.items())
@@ -69,6 +75,10 @@ def train(
             run_report(ctx, results_dir=results)
         else:
             run_stage(ctx, stage)
+        if install_default and stage in ("all", "report") and ctx.info.is_main:
+            from training.run_all import install_defaults
+
+            install_defaults(ctx)
     finally:
         from training.ddp import shutdown
 
