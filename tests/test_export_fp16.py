@@ -1,0 +1,125 @@
+"""FP16 ONNX (``export.fp16`` through ``export_model(fp16=True)``) of tiny STA: FP16 weights with FP32
+inputs/outputs (TensorRT 11 has no FP16 builder flag, so precision lives in the graph), strict type
+inference passes, parity CC >= 0.999 on random and real inputs at batch 2, 1 and 3, and the FP32
+islands (log-spectrogram / STFT, softmax, normalisation statistics) stay FP32. A strict xfail pins that
+the audio front end's FP16 graph is a verbatim FP32 copy."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from _export_helpers import cc, exported, torch_outputs
+from onnx import TensorProto
+
+from export.fp16 import initializer_dtypes
+from export.onnx_export import part_specs, read_metadata
+from stanet_rt.config import ModelConfig
+
+FP32_ISLAND_OPS = {"Softmax", "ReduceMean", "ReduceL2", "ReduceSum", "LpNormalization", "Sqrt", "Pow", "Log",
+                   "Exp", "BatchNormalization"}
+
+
+def _typed(path) -> tuple[onnx.ModelProto, dict[str, int]]:
+    """The model after strict shape + type inference, and the element type of every named tensor."""
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)), check_type=True, strict_mode=True)
+    g = model.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*g.value_info, *g.input, *g.output]}
+    types |= {i.name: i.data_type for i in g.initializer}
+    return model, types
+
+
+def _scopes(node: onnx.NodeProto) -> str:
+    return next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "")
+
+
+@pytest.mark.parametrize("part", ["encoder", "head"])
+def test_fp16_graph_has_half_weights_and_fp32_io(part: str) -> None:
+    exp = exported("tiny_sta")
+    path = exp.path(part, "fp16")
+    assert path in exp.report.files
+    model = onnx.load(str(path))
+    counts = initializer_dtypes(model)
+    assert counts.get(TensorProto.FLOAT16, 0) >= 10  # the weights are half ...
+    assert counts.get(TensorProto.FLOAT16, 0) > counts.get(TensorProto.FLOAT, 0)  # ... most of them
+    fp32 = onnx.load(str(exp.path(part)))
+    for got, ref in ((model.graph.input, fp32.graph.input), (model.graph.output, fp32.graph.output)):
+        assert [v.name for v in got] == [v.name for v in ref]  # same contract as the FP32 graph
+        assert all(v.type.tensor_type.elem_type == TensorProto.FLOAT for v in got)
+    meta = read_metadata(path)
+    assert meta["stanet_rt.precision"] == "fp16" and meta["stanet_rt.part"] == part
+    assert ModelConfig.from_json(meta["stanet_rt.config"]) == exp.model.config
+    _, types = _typed(path)
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert convs and all(types[n.output[0]] == TensorProto.FLOAT16 for n in convs)  # really computes in half
+
+
+@pytest.mark.parametrize("part", ["audio", "encoder", "head"])
+def test_fp16_graph_passes_strict_type_inference_and_the_full_checker(part: str) -> None:
+    path = exported("tiny_sta").path(part, "fp16")
+    onnx.checker.check_model(str(path), full_check=True)
+    _typed(path)  # raises on any type conflict (what TensorRT 11's strongly typed parser enforces)
+
+
+@pytest.mark.parametrize("part", ["encoder", "head"])
+def test_softmax_and_normalisation_statistics_stay_fp32(part: str) -> None:
+    model, types = _typed(exported("tiny_sta").path(part, "fp16"))
+    islands = [n for n in model.graph.node if n.op_type in FP32_ISLAND_OPS]
+    assert any(n.op_type == "Softmax" for n in islands)
+    for node in islands:
+        assert all(types[o] == TensorProto.FLOAT for o in node.output), (node.op_type, node.name)
+
+
+def test_log_spectrogram_island_stays_fp32() -> None:
+    model, types = _typed(exported("tiny_sta").path("audio", "fp16"))
+    stft = [n for n in model.graph.node if "'spectrogram'" in _scopes(n)]
+    assert {"Conv", "Log", "ReduceMean", "Sqrt"} <= {n.op_type for n in stft}
+    for node in stft:
+        assert all(types.get(o) != TensorProto.FLOAT16 for o in node.output), (node.op_type, node.name)
+    dft = next(n for n in stft if n.op_type == "Conv")
+    assert types[dft.input[1]] == TensorProto.FLOAT  # the DFT kernels keep their FP32 values
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "export.fp16.to_fp16 returns the audio part as a verbatim FP32 copy: the whole audio front end is "
+    "one island, so the FP16 audio graph has no FP16 weights; the issue asks for FP32 islands only "
+    "where needed (the STFT / log-spectrogram), the audio net itself in FP16 (export/ is not writable "
+    "by this session; see report)"))
+def test_fp16_audio_net_runs_in_half_outside_the_stft_island() -> None:
+    model, types = _typed(exported("tiny_sta").path("audio", "fp16"))
+    assert initializer_dtypes(model).get(TensorProto.FLOAT16, 0) > 0
+    net = [n for n in model.graph.node if n.op_type == "Conv" and "'spectrogram'" not in _scopes(n)]
+    assert net and all(types[n.output[0]] == TensorProto.FLOAT16 for n in net)
+
+
+def test_fp16_parity_report_meets_0999_and_really_ran_in_half() -> None:
+    report = exported("tiny_sta").report
+    fp16 = [r for r in report.parity if r.precision == "fp16"]
+    assert {(r.part, r.inputs) for r in fp16} == {(p, i) for p in ("audio", "encoder", "head")
+                                                  for i in ("random", "real")}
+    for r in fp16:
+        assert r.passed, r
+        assert r.cc is None or r.cc >= 0.999, r
+    for part in ("encoder", "head"):
+        err16 = max(r.max_abs_err for r in fp16 if r.part == part)
+        err32 = max(r.max_abs_err for r in report.parity if r.part == part and r.precision == "fp32")
+        assert err32 < err16 < 0.05, (part, err32, err16)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_fp16_graphs_run_at_other_batch_sizes(batch: int) -> None:
+    exp = exported("tiny_sta")
+    rng = np.random.default_rng(10 + batch)
+    for spec in part_specs(exp.model, batch=2):
+        feed = [rng.standard_normal((batch, *x.shape[1:])).astype(np.float32) for x in spec.example]
+        if spec.part == "audio":
+            feed = [np.clip(0.3 * feed[0], -1, 1)]
+        sess = ort.InferenceSession(str(exp.path(spec.part, "fp16")), providers=["CPUExecutionProvider"])
+        got = sess.run(None, dict(zip(spec.input_names, feed, strict=True)))
+        for name, g, r in zip(spec.output_names, got, torch_outputs(spec.module, feed), strict=True):
+            assert g.dtype == np.float32 and g.shape == r.shape, (spec.part, name)
+            if r.std() > 1e-6:
+                assert cc(g, r) >= 0.999, (spec.part, name)
+            else:
+                np.testing.assert_allclose(g, r, atol=1e-2)
