@@ -115,7 +115,7 @@ def test_train_all_synth_tiny_end_to_end(tmp_path):
         assert meta["complete"] and meta["stage"] == stage and meta["branch"] == branch
         assert (out / stage / branch / "log.csv").is_file()
     # CAM exports cover every frame of every split; boxes lie inside the canvas
-    n_frames = sum(r.n_frames for s in ("train", "val", "test") for r in ctx.records(s))
+    n_frames = sum(r.n_frames for s in ctx.export_splits() for r in ctx.records(s))
     for kind, names in (("coarse", preset.coarse), ("fine", preset.fine), ("plus", preset.plus)):
         for name in names:
             with CamFile(ctx.cams_path(kind, name)) as f:

@@ -84,7 +84,11 @@ class Preset:
     ``frame_size``: the side frames are decoded to and the pixel grid of CAMs, boxes and pseudo-GT (the
     original's 356 space). ``plus``: SCAM+ branch name -> trainer. ``min_maps``: fewest branch maps a
     frame needs to get a pseudo-GT. ``val_stride``: every n-th frame of the val split for the per-epoch
-    validation (None: no validation).
+    validation (None: no validation). ``export_splits``: splits whose CAMs and pseudo-GT are made (train
+    for the students, test for the report, val for the students' validation loss).
+    ``fine_from_coarse``: the fine S / SA / ST start from their coarse checkpoints; ``warm_start``:
+    student -> (``<stage>/<branch>`` run, parameter-name prefixes) it starts from (CPU presets: stand-ins
+    for the paper's pretrained trunks, see ``training.init``).
     """
 
     name: str
@@ -102,6 +106,9 @@ class Preset:
     min_maps: int = 1
     val_stride: int | None = 4
     export_batch: int = 16
+    export_splits: tuple[str, ...] = ("train", "val", "test")
+    fine_from_coarse: bool = False
+    warm_start: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in self.plus:
@@ -212,7 +219,7 @@ class _Light:
     head_width: int = 32
     av_dim: int = 32
     clusters: int = 4
-    graph_rounds: int = 2
+    graph_rounds: int = 1  # each round damps the node maps (GRU + FRL); 3 rounds kept the light S+ at chance
 
 
 def _light_configs(w: _Light) -> dict[str, ModelConfig]:
@@ -285,6 +292,7 @@ def _light_preset(
     strides: dict[str, int],
     batch: int = 8,
 ) -> Preset:
+    sa_plus = next(n for n in plus_names if plus_branch(n)[0] == "sa_plus")
     cfg = _light_configs(w)
 
     def adam(kind: str, lr: float, b: int = batch) -> TrainSettings:
@@ -309,7 +317,7 @@ def _light_preset(
         )
 
     teachers = {b: tr(b, "scam", 2e-3) for b in COARSE_BRANCHES}
-    fine = {b: tr(b, "scam", 2e-3) for b in COARSE_BRANCHES}
+    fine = {b: tr(b, "fine", 2e-3) for b in COARSE_BRANCHES}
     plus = {n: tr(plus_branch(n)[0], "plus", 2e-3) for n in plus_names}
     return Preset(
         name,
@@ -325,6 +333,15 @@ def _light_preset(
         },
         synth=synth,
         val_stride=4,
+        export_splits=("train", "test"),
+        fine_from_coarse=True,
+        # STA: trunk, audio net and the audio-visual fusion's projections of the fine SA teacher (one
+        # consistent audio path that already tells the tagged class); STA+: trunk and CAM head of SA+
+        # (its audio net is the AudioSwitch's, which reads it)
+        warm_start={
+            "sta": ("scam-fine/sa", ("backbone.", "audio_net.", "extra_av.")),
+            "sta_plus": (f"scam-plus/{sa_plus}", ("backbone.", "extra_cam.")),
+        },
     )
 
 
@@ -341,7 +358,7 @@ def _synth_lite() -> Preset:
         "the whole method on the synthetic set, light models, < 30 min on a 2-core CPU",
         w,
         frame_size=128,
-        epochs={"scam": 3, "plus": 2, "switch": 3, "student": 4},
+        epochs={"scam": 3, "fine": 2, "plus": 3, "switch": 3, "student": 4},
         plus_names=("s_plus_cross", "sa_plus_long", "sa_plus_cross", "st_plus_short"),
         synth=SynthSpec(videos=64, preset="synth-lite"),
         strides={"st": 2, "s_plus": 2, "sa_plus": 2, "st_plus": 2, "sta_plus": 2},
@@ -365,7 +382,7 @@ def _synth_tiny() -> Preset:
         "every stage on a tiny synthetic set in about a minute (tests)",
         w,
         frame_size=64,
-        epochs={"scam": 1, "plus": 1, "switch": 1, "student": 1},
+        epochs={"scam": 1, "fine": 1, "plus": 1, "switch": 1, "student": 1},
         plus_names=("s_plus_short", "sa_plus_long", "st_plus_cross"),
         synth=SynthSpec(videos=8, preset="tiny", overrides={"classes": 2}),
         strides={"st": 2, "s_plus": 2, "sa_plus": 2, "st_plus": 2, "sta_plus": 2},

@@ -122,14 +122,33 @@ class StageContext:
         return self.out / "pseudo_gt"
 
     def export_splits(self) -> list[str]:
-        """Splits whose CAMs / pseudo-GT are exported: train (students), val (their validation), test
-        (the report); splits without videos are left out."""
-        return [s for s in SPLITS if self.records(s)]
+        """Splits whose CAMs / pseudo-GT are exported (the preset's, in the order train, val, test;
+        train always); splits without videos are left out."""
+        wanted = {"train", *self.preset.export_splits}
+        return [s for s in SPLITS if s in wanted and self.records(s)]
 
 
 # ---------------------------------------------------------------------------------------------------
 # teachers: one training step, accuracy, CAM export
 # ---------------------------------------------------------------------------------------------------
+def sample_frames(dataset: Dataset, n: int = 16) -> Tensor:
+    """Frames of ``n`` samples spread over ``dataset`` (no augmentation needed): (N * T, 3, S, S)."""
+    picks = torch.linspace(0, len(dataset) - 1, min(n, len(dataset))).round().long().unique().tolist()
+    return torch.cat([dataset[i]["frames"] for i in picks])
+
+
+def new_model(ctx: StageContext, config: ModelConfig, dataset: Dataset, seed: int = 0) -> nn.Module:
+    """Build ``config``'s network and give it its starting weights (``training.init.start_weights``)."""
+    from stanet_rt.models.factory import build_model
+    from training.init import start_weights
+
+    torch.manual_seed(seed)
+    model = build_model(config)
+    for line in start_weights(model, config, lambda: sample_frames(dataset)):
+        ctx.log(f"{config.name}: {line}")
+    return model
+
+
 def teacher_forward(model: nn.Module, batch: dict[str, Tensor]) -> Any:
     return model(batch["frames"], batch.get("spectrograms"))
 

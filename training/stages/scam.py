@@ -20,12 +20,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from stanet_rt.config import ModelConfig
-from stanet_rt.models.factory import build_model
 from training.cams import CamFile, read_boxes, write_boxes, write_cams
 from training.data.datasets import ClipDataset, FrameDataset, StageDataset
 from training.data.frames import MediaStore
 from training.data.records import VideoRecord
 from training.ddp import barrier
+from training.engine import CHECKPOINT
+from training.init import warm_start
 from training.presets import Trainer
 from training.pseudo_gt import Box, box_from_map, confidence_fusion, crop, resize_bilinear
 from training.stages.common import (
@@ -33,6 +34,7 @@ from training.stages.common import (
     accuracy_validator,
     export_cams,
     fit,
+    new_model,
     summary_of,
     teacher_step,
 )
@@ -112,14 +114,19 @@ def _train_and_export(
         ctx.log(f"{stage}/{branch}: done ({path.name} exists)")
         return
     config = ctx.model_config(trainer)
-    model = build_model(config)
     train_ds = scam_dataset(ctx.records("train"), config, stores["train"], trainer, True, trainer.stride)
     if boxes is not None:  # fine: train on frames that have a crop
         keep = np.array([stores["train"].valid(v)[t] for v, t in train_ds.items], dtype=bool)
         train_ds.items = train_ds.items[keep]
+    model = new_model(ctx, config, train_ds, trainer.settings.seed)
+    coarse = ctx.run_dir("scam-coarse", branch) / CHECKPOINT
+    if boxes is not None and ctx.preset.fine_from_coarse and coarse.is_file():
+        copied = warm_start(model, coarse, prefixes=("",))
+        ctx.log(f"{stage}/{branch}: starts from {coarse} ({len(copied)} tensors)")
     val = None
-    if ctx.preset.val_stride and "val" in stores:
-        val = scam_dataset(ctx.records("val"), config, stores["val"], trainer, False, ctx.preset.val_stride)
+    if ctx.preset.val_stride and ctx.records("val") and (boxes is None or "val" in stores):
+        val_store = stores["val"] if "val" in stores else ctx.store("val")  # fine: val crops need val boxes
+        val = scam_dataset(ctx.records("val"), config, val_store, trainer, False, ctx.preset.val_stride)
     fit(
         ctx,
         stage,

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from stanet_rt.config import ModelConfig
-from stanet_rt.models.factory import build_model
 from training.cams import write_cams
 from training.data.datasets import GraphDataset
 from training.data.frames import MediaStore
@@ -27,6 +26,7 @@ from training.stages.common import (
     accuracy_validator,
     export_cams,
     fit,
+    new_model,
     summary_of,
     teacher_step,
 )
@@ -69,17 +69,17 @@ def run_plus(ctx: StageContext) -> None:
             continue
         _, mode = plus_branch(branch)
         config = ctx.model_config(trainer)
-        model = build_model(config)
         train_ds = plus_dataset(
             ctx.records("train"), config, mode, stores["train"], trainer, True, trainer.stride
         )
+        model = new_model(ctx, config, train_ds, trainer.settings.seed)
         val = None
-        if ctx.preset.val_stride and "val" in stores:
+        if ctx.preset.val_stride and ctx.records("val"):
             val = plus_dataset(
                 ctx.records("val"),
                 config,
                 "short" if mode == "short" else "long",
-                stores["val"],
+                ctx.store("val"),
                 trainer,
                 False,
                 ctx.preset.val_stride,

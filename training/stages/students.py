@@ -8,7 +8,9 @@
   reads the student's audio embedding, so STA+'s audio net is initialised from the switch's and frozen
   too (a deliberate difference that keeps the loaded switch valid).
 * Both audio nets start from the trained switch's audio net when the shapes match (the original's
-  audio nets started from VGGSound weights).
+  audio nets started from VGGSound weights); a preset may start a student's trunk (and STA+'s CAM
+  head) from a trained teacher (``Preset.warm_start``; the CPU presets' stand-in for the paper's
+  pretrained trunks).
 * Loss: BCE-with-logits + KL per sample on every output map (``training.losses``; the original's KL
   was normalised per batch, valid only at its batch size of 1).
 
@@ -32,13 +34,13 @@ from torch import Tensor, nn
 from stanet_rt.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from stanet_rt.config import ModelConfig
 from stanet_rt.errors import InputError
-from stanet_rt.models.factory import build_model
 from training.data.datasets import StudentDataset
-from training.engine import StepOutput, ValidateFn, is_complete
+from training.engine import CHECKPOINT, StepOutput, ValidateFn, is_complete
+from training.init import warm_start
 from training.losses import student_loss
 from training.presets import Trainer
 from training.pseudo_gt import normalize
-from training.stages.common import StageContext, fit, loader
+from training.stages.common import StageContext, fit, loader, new_model
 from training.stages.switch import switch_dir
 
 STUDENT_ORDER = ("sta", "sta_plus")
@@ -143,16 +145,22 @@ def train_student(ctx: StageContext, name: str, trainer: Trainer) -> Path:
         ctx.log(f"students/{name}: done ({out_file} exists)")
         return out_file
     config = ctx.model_config(trainer)
-    torch.manual_seed(trainer.settings.seed)
-    model = build_model(config)
+    train_ds = student_dataset(ctx, "train", config, trainer, True, trainer.stride)
+    model = new_model(ctx, config, train_ds, trainer.settings.seed)
     frozen: list[str] = []
     switch_ckpt = switch_dir(ctx) / "checkpoint.pt"
     if config.uses_audio and switch_ckpt.is_file():
         frozen = init_from_switch(model, config, switch_ckpt, freeze_switch=config.use_switch)
     elif config.use_switch:
         raise InputError(f"{switch_ckpt}: STA+ needs the trained AudioSwitch (run `stanet-rt train switch`)")
+    if name in ctx.preset.warm_start:  # after the switch: a warm-started audio net replaces the switch's
+        source, prefixes = ctx.preset.warm_start[name]
+        ckpt = ctx.out / source / CHECKPOINT
+        if not ckpt.is_file():
+            raise InputError(f"{ckpt}: students/{name} starts from {source}, which has not been trained")
+        copied = warm_start(model, ckpt, prefixes=prefixes)
+        ctx.log(f"students/{name}: {', '.join(prefixes)} from {source} ({len(copied)} tensors)")
     settings = trainer.settings.replace(freeze=tuple(frozen))
-    train_ds = student_dataset(ctx, "train", config, trainer, True, trainer.stride)
     val = None
     if ctx.preset.val_stride and ctx.records("val"):
         val = student_dataset(ctx, "val", config, trainer, False, ctx.preset.val_stride)

@@ -7,14 +7,12 @@ Imports torch, ``stanet_rt.models`` and ``training.{data,engine,losses,stages.co
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
-from stanet_rt.models.factory import build_model
 from training.data.datasets import SwitchDataset
 from training.engine import StepOutput, ValidateFn, is_complete
 from training.losses import switch_loss
-from training.stages.common import StageContext, fit, loader
+from training.stages.common import StageContext, fit, loader, new_model
 
 BRANCH = "audio_switch"
 
@@ -53,8 +51,6 @@ def run_switch(ctx: StageContext) -> None:
         return
     trainer = ctx.preset.switch
     config = ctx.model_config(trainer)
-    torch.manual_seed(trainer.settings.seed)
-    model = build_model(config)
     train_ds = SwitchDataset(
         ctx.records("train"),
         config,
@@ -63,6 +59,7 @@ def run_switch(ctx: StageContext) -> None:
         seed=trainer.settings.seed,
         stride=trainer.stride,
     )
+    model = new_model(ctx, config, train_ds, trainer.settings.seed)
     val = None
     if ctx.preset.val_stride and ctx.records("val"):
         val = SwitchDataset(ctx.records("val"), config, store=ctx.store("val"), stride=ctx.preset.val_stride)
