@@ -78,6 +78,38 @@ def test_cam_file_and_boxes_round_trip(tmp_path):
     assert boxes.shape == (3, 4) and list(valid) == [True, False, True]
 
 
+def test_lsuv_gives_unit_variance_and_warm_start_copies_matching_tensors(tmp_path):
+    from stanet_rt.checkpoint import save_checkpoint
+    from stanet_rt.config import get_config
+    from stanet_rt.models.factory import build_model
+    from training.init import lsuv_init, start_weights, warm_start
+
+    torch.manual_seed(0)
+    cfg = get_config("tiny_s_plus")
+    model = build_model(cfg)
+    frames = torch.randn(6, 3, 32, 32)
+    assert lsuv_init(model.backbone, frames) == 13  # every VGG16 conv
+    outs = []
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, o: outs.append(float(o.detach().std())))
+        for m in model.backbone.modules()
+        if isinstance(m, torch.nn.Conv2d)
+    ]
+    model.backbone(frames)
+    for h in hooks:
+        h.remove()
+    assert all(abs(v - 1.0) < 0.06 for v in outs)
+    assert any("LSUV" in line for line in start_weights(build_model(cfg), cfg, lambda: frames))
+    assert start_weights(build_model(get_config("tiny_s")), get_config("tiny_s"), lambda: frames) == []
+    # warm start: a student takes the teacher's trunk (same names and shapes), nothing else
+    teacher = build_model(get_config("tiny_sa"))
+    save_checkpoint(tmp_path / "t.pt", teacher)
+    student = build_model(get_config("tiny_lite"))
+    copied = warm_start(student, tmp_path / "t.pt", prefixes=("backbone.", "audio_net."))
+    assert copied and all(k.startswith(("backbone.", "audio_net.")) for k in copied)
+    torch.testing.assert_close(student.backbone.conv1.weight, teacher.backbone.conv1.weight)
+
+
 def test_cli_rejects_bad_stage_and_missing_data(tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["train", "bogus", "--out", str(tmp_path)])

@@ -38,12 +38,16 @@ def lsuv_init(trunk: nn.Module, frames: Tensor, tol: float = 0.05, max_iter: int
         if conv.bias is not None:
             nn.init.zeros_(conv.bias)
     for conv in convs:
-        seen: dict[str, Tensor] = {}
-        hook = conv.register_forward_hook(lambda _m, _i, out, box=seen: box.__setitem__("out", out))
+        seen: dict[str, float] = {}
+
+        def record(_m: nn.Module, _i: tuple, out: Tensor, box: dict[str, float] = seen) -> None:
+            box["std"] = float(out.std())  # now: an in-place ReLU may overwrite ``out`` later
+
+        hook = conv.register_forward_hook(record)
         try:
             for _ in range(max_iter):
                 trunk(frames)
-                std = float(seen["out"].std())
+                std = seen["std"]
                 if abs(std - 1.0) < tol or std == 0.0:
                     break
                 conv.weight.div_(std)
