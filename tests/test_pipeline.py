@@ -151,3 +151,83 @@ def test_bad_inputs_are_one_line_errors(assets, tmp_path) -> None:
     assert runner.invoke(app, ["run"]).exit_code != 0
     with pytest.raises(InputError):
         run(assets["clip"], [assets["dir"] / "missing.pt"], RunOptions())
+
+
+def _run_in_thread(fn, timeout: float = 120.0):
+    """Run ``fn`` in a thread; fail the test (instead of hanging CI) if it does not return in time."""
+    import threading
+
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001
+            box["error"] = exc
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), "run() hung"
+    return box
+
+
+def test_inference_error_is_raised_without_hanging_and_outputs_are_finalized(assets, tmp_path, monkeypatch) -> None:
+    long_clip = make_clip(tmp_path / "long.mp4", seconds=12.0, fps=10, width=96, height=64)
+    original = StreamingStudent.push
+    calls = {"n": 0}
+
+    def failing_push(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("engine exploded")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(StreamingStudent, "push", failing_push)
+    opts = RunOptions(overlay=tmp_path / "o.mp4", maps=tmp_path / "m.h5", batch=1, queue_size=4)
+    box = _run_in_thread(lambda: run(long_clip, [assets["sta"]], opts, log=lambda m: None))
+    assert isinstance(box.get("error"), RuntimeError) and "engine exploded" in str(box["error"])
+    pts, _ = _video_pts(tmp_path / "o.mp4")  # a playable video with what was done before the error
+    with h5py.File(tmp_path / "m.h5") as fh:
+        assert fh["maps"].shape[0] == len(pts) < 120
+
+
+def test_sink_error_is_raised_without_hanging(assets, tmp_path, monkeypatch) -> None:
+    from stanet_rt.pipeline import sinks
+
+    long_clip = make_clip(tmp_path / "long.mp4", seconds=12.0, fps=10, width=96, height=64)
+    original = sinks.MapsSink.write
+
+    def failing_write(self, sal, pts):
+        if pts > 0.25:
+            raise OSError("disk full")
+        return original(self, sal, pts)
+
+    monkeypatch.setattr(sinks.MapsSink, "write", failing_write)
+    opts = RunOptions(maps=tmp_path / "m.h5", batch=2, queue_size=2)
+    box = _run_in_thread(lambda: run(long_clip, [assets["lite"]], opts, log=lambda m: None))
+    assert isinstance(box.get("error"), OSError)
+    with h5py.File(tmp_path / "m.h5") as fh:
+        assert fh["maps"].shape[0] == 3  # frames 0..2 (pts <= 0.2) were written and flushed
+
+
+def test_unopenable_microphone_falls_back_to_the_audio_free_path(assets, tmp_path) -> None:
+    said: list[str] = []
+    res = run(None, [assets["lite"]], RunOptions(maps=tmp_path / "m.h5", max_frames=5),
+              camera="lavfi:testsrc2=size=96x64:rate=10", mic="lavfi:nosuchfilter", log=said.append)
+    assert res.exit_code == 0 and res.frames_out >= 1
+    assert any("microphone" in m and "without audio" in m for m in said)
+    assert any("audio-free" in m for m in said)
+
+
+def test_first_frames_of_a_sounding_clip_are_not_silent() -> None:
+    from stanet_rt.audio.ring import AudioRing
+    from stanet_rt.pipeline.api import _valid_rms
+
+    ring = AudioRing(capacity=16000)
+    tone = (0.1 * np.sin(np.arange(1600) / 5)).astype(np.float32)
+    ring.push(tone)  # 0.1 s of audio: frame 0 (pts 0.05) has 0.05 s of real samples, the rest padding
+    w = ring.window_ending_at(0.05, pad_future=True)
+    assert _valid_rms(w, 0.05, ring) == pytest.approx(0.1 / np.sqrt(2), rel=0.05)
+    assert _valid_rms(ring.window_ending_at(0.0, pad_future=True), 0.0, ring) == 0.0  # nothing real yet
+    assert _valid_rms(np.zeros(8000, np.float32), 0.05, ring) == 0.0

@@ -102,6 +102,84 @@ def run(source: str | Path | None, models: list[str | Path], options: RunOptions
             signal.signal(sig, h)
 
 
+class _Channel:
+    """A bounded queue between two pipeline threads that cannot deadlock.
+
+    ``put`` gives up (returns False) once the consumer has finished, so a producer never blocks on a
+    full queue nobody reads; ``get`` returns ``_END`` once the producer has finished and the queue is
+    drained, so no end sentinel has to squeeze into a full queue. Each thread marks its channels in a
+    ``finally`` (see ``_worker``), whether it ended normally, on a stop or on an exception.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self.queue: queue.Queue = queue.Queue(maxsize=maxsize)
+        self.producer_done = threading.Event()
+        self.consumer_done = threading.Event()
+
+    def put(self, item: Any) -> bool:
+        while not self.consumer_done.is_set():
+            try:
+                self.queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def put_newest(self, item: Any) -> int:
+        """Put without waiting; the oldest queued items make room (live sources). Returns how many were dropped."""
+        dropped = 0
+        while not self.consumer_done.is_set():
+            try:
+                self.queue.put_nowait(item)
+                break
+            except queue.Full:
+                try:
+                    self.queue.get_nowait()
+                    dropped += 1
+                except queue.Empty:
+                    pass
+        return dropped
+
+    def get(self) -> Any:
+        while True:
+            try:
+                return self.queue.get(timeout=0.05)
+            except queue.Empty:
+                if self.producer_done.is_set():  # every put happened before the flag was set
+                    try:
+                        return self.queue.get_nowait()
+                    except queue.Empty:
+                        return _END
+
+    def get_nowait(self) -> Any:
+        try:
+            return self.queue.get_nowait()
+        except queue.Empty:
+            return None
+
+    def empty(self) -> bool:
+        return self.queue.empty()
+
+    def full(self) -> bool:
+        return self.queue.full()
+
+
+def _valid_rms(window: np.ndarray, end_pts: float, ring: AudioRing) -> float:
+    """RMS of the part of an end-aligned window that holds real samples (not the zero padding before
+    the stream started or after the audio received so far); 0 when there is none. Without this the
+    first frames of every clip counted as silent: their window is mostly padding."""
+    sr = ring.sample_rate
+    n = window.shape[-1]
+    start = end_pts - n / sr
+    lo = int(round((max(start, ring.start_time) - start) * sr))
+    hi = int(round((min(end_pts, ring.end_time) - start) * sr))
+    lo, hi = max(0, min(lo, n)), max(0, min(hi, n))
+    if hi <= lo:
+        return 0.0
+    part = window[lo:hi]
+    return float(np.sqrt(np.mean(part * part)))
+
+
 def _run(src: Any, bundles: list[Any], opts: RunOptions, device: str, stop: threading.Event,
          state: dict[str, Any], log) -> RunResult:  # noqa: ANN001
     timings: dict[str, list[float]] = defaultdict(list)
@@ -110,17 +188,23 @@ def _run(src: Any, bundles: list[Any], opts: RunOptions, device: str, stop: thre
     fuser = Fuser(len(students), map_size)
     uses_audio = any(b.audio is not None for b in bundles)
     ring = AudioRing(capacity=30 * 16000)
-    frames_q: queue.Queue = queue.Queue(maxsize=opts.queue_size)
-    results_q: queue.Queue = queue.Queue(maxsize=opts.queue_size)
+    # A live source keeps only the newest frames and runs them one at a time: latency stays one frame
+    # behind the camera instead of a queue of stale frames (drops are counted).
+    batch = 1 if src.live else opts.batch
+    frames_ch = _Channel(2 if src.live else opts.queue_size)
+    results_ch = _Channel(opts.queue_size)
     counters = {"in": 0, "out": 0, "dropped": 0}
     audio_done = threading.Event()
     messages: list[str] = []
+    errors: list[BaseException] = []
 
     def say_once(msg: str) -> None:
         if msg not in messages:
             messages.append(msg)
             log(msg)
 
+    for note in getattr(src, "notes", ()):
+        say_once(note)
     if uses_audio and not src.has_audio:
         say_once("no audio track / microphone: running the audio-free path (AudioSwitch off)")
 
@@ -153,28 +237,13 @@ def _run(src: Any, bundles: list[Any], opts: RunOptions, device: str, stop: thre
                     continue
                 counters["in"] += 1
                 if src.live:
-                    while True:
-                        try:
-                            frames_q.put_nowait(payload)
-                            break
-                        except queue.Full:
-                            try:
-                                frames_q.get_nowait()  # newest frames win
-                                counters["dropped"] += 1
-                            except queue.Empty:
-                                pass
-                else:
-                    while not stop.is_set():
-                        try:
-                            frames_q.put(payload, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
+                    counters["dropped"] += frames_ch.put_newest(payload)
+                elif not frames_ch.put(payload):
+                    break  # inference has finished (stop or error): nothing more to decode
                 if opts.max_frames and counters["in"] >= opts.max_frames:
                     break
         finally:
             audio_done.set()
-            frames_q.put(_END)
 
     def audio_windows(items: list[Any]) -> tuple[np.ndarray | None, np.ndarray]:
         if not (uses_audio and src.has_audio):
@@ -182,43 +251,48 @@ def _run(src: Any, bundles: list[Any], opts: RunOptions, device: str, stop: thre
         windows, on = [], []
         for item in items:
             deadline = time.monotonic() + (1.0 if src.live else 30.0)
-            while (ring.end_time < item.pts and not audio_done.is_set() and not frames_q.full()
-                   and time.monotonic() < deadline):
+            while (ring.end_time < item.pts and not audio_done.is_set() and not frames_ch.full()
+                   and not stop.is_set() and time.monotonic() < deadline):
                 time.sleep(0.002)  # the audio of this frame is still being demuxed
             w = ring.window_ending_at(item.pts, pad_future=True)
-            silent = float(np.sqrt(np.mean(w * w))) < SILENCE_RMS
+            silent = _valid_rms(w, item.pts, ring) < SILENCE_RMS
             if silent:
                 say_once("silent audio: the audio-visual gate is off for silent frames")
             windows.append(w)
             on.append(0.0 if silent else 1.0)
         return np.stack(windows), np.array(on)
 
+    def next_batch() -> tuple[list[Any], bool]:
+        """Up to ``batch`` frames: waits for the first, takes the rest only if already queued."""
+        item = frames_ch.get()
+        if item is _END:
+            return [], True
+        items = [item]
+        while len(items) < batch and not frames_ch.empty():
+            nxt = frames_ch.get()
+            if nxt is _END:
+                return items, True
+            items.append(nxt)
+        return items, False
+
     def infer() -> None:
         pending: dict[int, Any] = {}
         done = False
-        try:
-            while not done:
-                item = frames_q.get()
-                batch = []
-                while item is not _END:
-                    batch.append(item)
-                    if len(batch) >= opts.batch or frames_q.empty():
-                        break
-                    item = frames_q.get()
-                done = item is _END or stop.is_set()
-                if batch:
-                    for it in batch:
-                        pending[it.index] = it
-                    images = np.stack([it.image for it in batch])
-                    windows, on = audio_windows(batch)
-                    t0 = time.perf_counter()
-                    ready = [s.push(images, windows, on) for s in students]
-                    _emit(ready, pending, t0)
-            _emit([s.flush() for s in students], pending, time.perf_counter())
-        finally:
-            results_q.put(_END)
+        while not done:
+            items, done = next_batch()
+            done = done or stop.is_set()
+            if items:
+                for it in items:
+                    pending[it.index] = it
+                images = np.stack([it.image for it in items])
+                windows, on = audio_windows(items)
+                t0 = time.perf_counter()
+                ready = [s.push(images, windows, on) for s in students]
+                if not _emit(ready, pending, t0):
+                    return
+        _emit([s.flush() for s in students], pending, time.perf_counter())
 
-    def _emit(ready: list[list[tuple[int, Any]]], pending: dict[int, Any], t0: float) -> None:
+    def _emit(ready: list[list[tuple[int, Any]]], pending: dict[int, Any], t0: float) -> bool:
         for per_model in ready:
             for index, logits in per_model:
                 t1 = time.perf_counter()
@@ -226,7 +300,9 @@ def _run(src: Any, bundles: list[Any], opts: RunOptions, device: str, stop: thre
                 timings["fusion"].append((time.perf_counter() - t1) * 1000.0)
                 if fused is not None and index in pending:
                     item = pending.pop(index)
-                    results_q.put((item, fused.detach().float().cpu().numpy(), time.perf_counter()))
+                    if not results_ch.put((item, fused.detach().float().cpu().numpy(), time.perf_counter())):
+                        return False  # the sinks have finished (error): stop producing
+        return True
 
     def write_sinks() -> None:
         bar = None
@@ -238,7 +314,7 @@ def _run(src: Any, bundles: list[Any], opts: RunOptions, device: str, stop: thre
             task = bar.add_task("saliency", total=src.total_frames)
         try:
             while True:
-                got = results_q.get()
+                got = results_ch.get()
                 if got is _END:
                     break
                 item, sal, t_ready = got
@@ -260,10 +336,22 @@ def _run(src: Any, bundles: list[Any], opts: RunOptions, device: str, stop: thre
             if bar is not None:
                 bar.stop()
 
+    def _worker(fn, consumes: _Channel | None, produces: _Channel | None) -> None:  # noqa: ANN001
+        try:
+            fn()
+        except BaseException as exc:  # re-raised by run() once every sink is finalized
+            errors.append(exc)
+            stop.set()
+        finally:
+            if produces is not None:
+                produces.producer_done.set()
+            if consumes is not None:
+                consumes.consumer_done.set()
+
     start = time.perf_counter()
-    threads = [threading.Thread(target=f, name=n, daemon=True) for f, n in
-               ((decode, "decode"), (infer, "inference"), (write_sinks, "sinks"))]
-    errors: list[BaseException] = []
+    threads = [threading.Thread(target=_worker, args=spec, name=name, daemon=True) for name, spec in
+               (("decode", (decode, None, frames_ch)), ("inference", (infer, frames_ch, results_ch)),
+                ("sinks", (write_sinks, results_ch, None)))]
     try:
         for t in threads:
             t.start()

@@ -159,7 +159,13 @@ class LiveSource:
 
     def __init__(self, camera: str, mic: str | None = None, max_frames: int | None = None) -> None:
         self.camera = _open_device(camera, "camera")
-        self.mic = _open_device(mic, "microphone") if mic else None
+        self.notes: list[str] = []  # one-line warnings the pipeline prints
+        self.mic = None
+        if mic:
+            try:
+                self.mic = _open_device(mic, "microphone")
+            except InputError as exc:  # a camera without its microphone is still useful: audio-free path
+                self.notes.append(f"warning: {exc}; running without audio")
         v = self.camera.streams.video[0]
         self.fps = float(v.average_rate or v.guessed_rate or 30)
         self.time_base = Fraction(1, 1000)
@@ -191,6 +197,16 @@ class LiveSource:
     def _now(self) -> float:
         return time.monotonic() - self._t0
 
+    def _put(self, event: tuple[str, object]) -> bool:
+        """Queue an event unless the source is closing (never blocks forever on a full queue)."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(event, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def _read_camera(self) -> None:
         index = 0
         try:
@@ -198,15 +214,16 @@ class LiveSource:
                 if self._stop.is_set() or (self.max_frames and index >= self.max_frames):
                     break
                 now = self._now()
-                self._queue.put(("video", VideoItem(index, frame.to_ndarray(format="rgb24"), now,
-                                                    int(now * 1000), self.time_base)))
+                if not self._put(("video", VideoItem(index, frame.to_ndarray(format="rgb24"), now,
+                                                     int(now * 1000), self.time_base))):
+                    break
                 index += 1
                 if self.camera.format.name == "lavfi":  # test sources produce as fast as we read: pace them
                     time.sleep(max(0.0, index / self.fps - self._now()))
         except (av.error.FFmpegError, OSError):
             self.lost = True
         finally:
-            self._queue.put(("end", None))
+            self._put(("end", None))
 
     def _read_mic(self) -> None:
         resampler = MonoResampler()
@@ -214,7 +231,8 @@ class LiveSource:
             for frame in self.mic.decode(audio=0):
                 if self._stop.is_set():
                     break
-                self._queue.put(("audio", resampler.push(frame)))
+                if not self._put(("audio", resampler.push(frame))):
+                    break
                 if self.mic.format.name == "lavfi":
                     time.sleep(frame.samples / frame.sample_rate * 0.9)
         except (av.error.FFmpegError, OSError):
