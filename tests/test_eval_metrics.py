@@ -2,7 +2,7 @@
 hand-computed cases for CC, NSS, SIM, KLD, AUC-Judd (MATLAB tie rule, jitter) and shuffled AUC (100
 seeded splits, 0:0.1:max thresholds with the endpoint), literal loop references of the MATLAB code,
 the "other" map of createShuffmap1.m through ``evaluate_maps``, NaN behaviour, and the metric benchmark
-on a tiny size. Strict xfails pin where the frozen implementation departs from MATLAB."""
+on a tiny size."""
 
 from __future__ import annotations
 
@@ -113,10 +113,6 @@ def test_similarity_all_zero_map_scores_zero_not_nan() -> None:
     assert M.similarity(np.zeros((1, 3)), np.array([[1.0, 2.0, 3.0]])) == 0.0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "similarity.m min-max-normalises any non-zero map: a constant non-zero map (or a map holding NaN) "
-    "becomes 0/0 = NaN and the frame is dropped from SIM; metrics.similarity maps it to zeros and "
-    "scores 0 instead (file not writable by this session; see report)"))
 def test_similarity_nan_for_constant_nonzero_or_nan_map() -> None:
     g = np.array([[0.0, 1.0, 0.5]])
     assert np.isnan(M.similarity(np.full((1, 3), 0.5), g))
@@ -181,9 +177,6 @@ def test_auc_judd_nan_cases() -> None:
     assert np.isnan(M.auc_judd(s, np.ones((1, 4)), jitter=False))  # no negatives: fp = 0/0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "AUC_Judd.m min-max-normalises before scoring: a constant map without jitter becomes 0/0 = NaN and "
-    "the frame is dropped; metrics.auc_judd scores it 0.5 (file not writable by this session; see report)"))
 def test_auc_judd_constant_map_without_jitter_is_nan() -> None:
     assert np.isnan(M.auc_judd(np.full((4, 4), 0.3), np.eye(4), jitter=False))
 
@@ -249,9 +242,6 @@ def test_sauc_nan_cases() -> None:
     assert np.isnan(M.auc_shuffled(s, np.array([[0, 1, 0, 0]]), np.zeros((1, 4))))  # no negatives
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "AUC_shuffled.m min-max-normalises first, so a constant map is all NaN and scores NaN (dropped); "
-    "metrics.auc_shuffled subtracts the minimum only and scores 0.5 (file not writable; see report)"))
 def test_sauc_constant_map_is_nan() -> None:
     other = np.zeros((4, 4))
     other[0, 3] = other[3, 0] = 1
@@ -326,9 +316,6 @@ def test_score_frame_resizes_the_prediction_to_the_ground_truth() -> None:
     assert exact["CC"] == pytest.approx(1.0) and exact["SIM"] == pytest.approx(1.0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MATLAB's NSS / AUC_Judd / AUC_shuffled resize S again (bicubic) when the fixation map's size differs "
-    "from the density map's; score_frame returns NaN for them instead (file not writable; see report)"))
 def test_score_frame_resizes_again_to_a_differently_sized_fixation_map() -> None:
     dens, _ = _moving_blob_video(1)
     fix = np.zeros((24, 32))
@@ -350,3 +337,26 @@ def test_metric_benchmark_tiny(tmp_path) -> None:
     paths = result.write(tmp_path)
     assert paths["json"].name == f"metrics.{machine_tag(result.machine)}.json"
     assert "all metrics, one frame" in paths["md"].read_text()
+
+
+def test_score_frame_second_resize_serves_auc_and_sauc_too() -> None:
+    dens, _ = _moving_blob_video(1)
+    fix = np.zeros((24, 32))
+    fix[11:13, 5:7] = 1
+    other = np.zeros((24, 32))
+    other[0:3, 20:24] = 1
+    out = score_frame(dens[0], dens[0], fix, other, np.random.default_rng(0), postprocess=False)
+    big = imresize(dens[0], (24, 32))
+    assert out["AUC_J"] == pytest.approx(M.auc_judd(big, fix, np.random.default_rng(0)), abs=1e-12)
+    assert out["sAUC"] == pytest.approx(M.auc_shuffled(big, fix, other, np.random.default_rng(1)), abs=1e-12)
+    assert out["CC"] == pytest.approx(1.0)  # CC / SIM stay at the density map's size
+
+
+def test_constant_prediction_is_dropped_from_every_map_metric() -> None:
+    dens, fixes = _moving_blob_video(1)
+    other = np.zeros_like(fixes[0])
+    other[0:2, 0:2] = 1
+    out = score_frame(np.full(dens[0].shape, 0.5), dens[0], fixes[0], other, np.random.default_rng(0),
+                      postprocess=False)
+    for k in ("CC", "NSS", "SIM", "sAUC"):  # AUC-J's jitter breaks the tie, as in MATLAB
+        assert np.isnan(out[k]), k

@@ -2,7 +2,7 @@
 ``stanet_rt.eval.predictions``) on a generated miniature: fold lists (per split; DIEM's single list),
 ``fixMap_%05d.mat`` written as the datasets do (v5 uint8 / logical / double, and v7.3 HDF5), density
 JPEGs, the shuffled-AUC union, prediction folders with ``*_<number>.jpg|png`` names and our ``.h5`` map
-files. Strict xfails pin inputs that the frozen readers turn into crashes instead of clear errors."""
+files, and damaged inputs that must become clear InputErrors naming the file."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from _eval_layout import (
     write_v73_mat,
 )
 from PIL import Image
-from scipy.io.matlab import MatReadError
 
 from stanet_rt.errors import InputError
 from stanet_rt.eval.datasets import (
@@ -64,9 +63,6 @@ def test_read_fold_list_errors_name_the_file(tmp_path) -> None:
         read_fold_list(bad)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "read_fold_list lets int() raise a bare ValueError on a non-numeric frame count instead of an "
-    "InputError naming file:line (file not writable by this session; see report)"))
 def test_read_fold_list_non_numeric_count_is_an_input_error(tmp_path) -> None:
     bad = tmp_path / "bad.txt"
     bad.write_text("v1 ten 25\n")
@@ -98,9 +94,6 @@ def test_read_v5_mat_without_the_variable(tmp_path) -> None:
         read_mat_variable(tmp_path / "f.mat")
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError, reason=(
-    "read_mat_variable's v7.3 branch runs inside an except clause, so h5py's KeyError for a missing "
-    "variable escapes instead of an InputError (file not writable; see report)"))
 def test_read_v73_mat_without_the_variable(tmp_path) -> None:
     path = write_v73_mat(tmp_path / "f.mat", "fixations", np.eye(3))
     with pytest.raises(InputError, match=r"f\.mat"):
@@ -114,9 +107,6 @@ def test_read_unreadable_mat_is_an_input_error(tmp_path) -> None:
         read_mat_variable(path)
 
 
-@pytest.mark.xfail(strict=True, raises=MatReadError, reason=(
-    "a truncated or empty .mat raises scipy's MatReadError, which read_mat_variable does not turn into an "
-    "InputError (so the driver crashes mid-run; file not writable; see report)"))
 @pytest.mark.parametrize("content", [b"", b"garbage"])
 def test_read_truncated_mat_is_an_input_error(tmp_path, content) -> None:
     path = tmp_path / "cut.mat"
@@ -138,9 +128,6 @@ def test_read_gray_is_im2double_channel_1(tmp_path) -> None:
     assert np.abs(read_gray(tmp_path / "g.jpg") - grey / 255.0).max() < 0.03  # lossy JPEG
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "read_gray divides every image by 255; im2double scales a 16-bit PNG by 65535, so 16-bit predictions "
-    "come out in [0, 257] and saturate in post-processing (file not writable; see report)"))
 def test_read_gray_16_bit_png(tmp_path) -> None:
     a = (np.arange(12).reshape(3, 4) * 5000).astype(np.uint16)
     Image.fromarray(a).save(tmp_path / "p16.png")
@@ -218,3 +205,27 @@ def test_video_predictions_search_order(tmp_path) -> None:
     assert sorted(video_predictions(root, "AVAD", "v1")) == [7]  # folders before map files
     write_prediction_images(root / "AVAD" / "v1", [np.ones((3, 3))], start=8)
     assert sorted(video_predictions(root, "AVAD", "v1")) == [8]  # <DB>/<video>/ first
+
+
+# -- damaged inputs become InputErrors naming the file ------------------------------------------------------
+def test_read_gray_unreadable_image_is_an_input_error(tmp_path) -> None:
+    (tmp_path / "bad.jpg").write_bytes(b"garbage")
+    with pytest.raises(InputError, match=r"bad\.jpg"):
+        read_gray(tmp_path / "bad.jpg")
+    Image.fromarray(np.zeros((64, 64), dtype=np.uint8)).save(tmp_path / "cut.png")
+    data = (tmp_path / "cut.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"cut\.png"):
+        read_gray(tmp_path / "cut.png")
+
+
+def test_shuffle_union_collects_unreadable_fixation_maps(tmp_path) -> None:
+    fixes, _ = make_video(tmp_path, "AVAD", "v", 3, seed=2)
+    bad = tmp_path / "annotations" / "AVAD" / "v" / "fixMap_00002.mat"
+    bad.write_bytes(b"")
+    gt = VideoGroundTruth(tmp_path, "AVAD", VideoEntry("v", 3, 25.0))
+    with pytest.raises(InputError, match=r"fixMap_00002\.mat"):
+        gt.shuffle_union()  # strict without a collector
+    skipped: list = []
+    np.testing.assert_array_equal(gt.shuffle_union(skipped), (fixes[0] > 0) | (fixes[2] > 0))
+    assert skipped == [bad]

@@ -20,8 +20,12 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="Seed of AUC-Judd jitter and the sAUC splits."),
 ) -> None:
     """Score saliency predictions with CC, NSS, AUC-Judd, shuffled AUC, SIM and KLD."""
+    from stanet_rt.errors import InputError
     from stanet_rt.eval.evaluate import evaluate as run_evaluation
 
+    if pred is not None and not pred.exists():
+        # a mistyped --pred is bad input (the library alone would count every video as unpredicted)
+        raise InputError(f"{pred}: prediction path not found")
     try:
         splits = [int(s) for s in split.split(",") if s.strip()]
     except ValueError:

@@ -50,14 +50,19 @@ def score_frame(pred: np.ndarray, density: np.ndarray | None, fixations: np.ndar
         out["SIM"] = M.similarity(sal, density) if density is not None else nan
     if "KLD" in wanted:
         out["KLD"] = M.kld(sal, density) if density is not None else nan
-    fix_ok = fixations is not None and fixations.shape == sal.shape
+    fix_ok = fixations is not None
+    sal_fix = sal
+    if fix_ok and fixations.shape != sal.shape and wanted & {"NSS", "AUC_J", "sAUC"}:
+        # NSS.m / AUC_Judd.m / AUC_shuffled.m resize S (already at the density map's size) again,
+        # bicubic, to the fixation map's size when the two ground-truth files differ in size
+        sal_fix = imresize(sal, fixations.shape)
     if "NSS" in wanted:
-        out["NSS"] = M.nss(sal, fixations) if fix_ok else nan
+        out["NSS"] = M.nss(sal_fix, fixations) if fix_ok else nan
     if "AUC_J" in wanted:
-        out["AUC_J"] = M.auc_judd(sal, fixations, rng) if fix_ok else nan
+        out["AUC_J"] = M.auc_judd(sal_fix, fixations, rng) if fix_ok else nan
     if "sAUC" in wanted:
-        ok = fix_ok and other is not None and other.shape == sal.shape
-        out["sAUC"] = M.auc_shuffled(sal, fixations, other, rng) if ok else nan
+        ok = fix_ok and other is not None and other.shape == fixations.shape
+        out["sAUC"] = M.auc_shuffled(sal_fix, fixations, other, rng) if ok else nan
     return out
 
 
@@ -123,10 +128,24 @@ class Report:
                 writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["method"])
                 writer.writeheader()
                 writer.writerows(rows)
-        paths["json"].write_text(json.dumps({"dataset": self.dataset, "splits": self.splits,
-                                             "summary": self.summary(), "warnings": dict(self.warnings),
-                                             "per_video": self.per_video}, indent=2, default=float))
+        doc = {"dataset": self.dataset, "splits": self.splits, "summary": self.summary(),
+               "warnings": dict(self.warnings), "per_video": self.per_video}
+        # NaN / inf are not JSON (RFC 8259): a metric without a value is written as null
+        paths["json"].write_text(json.dumps(_json_safe(doc), indent=2, allow_nan=False))
         return paths
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN / inf floats replaced by None and numpy scalars by Python numbers."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def evaluate(pred: Path | None, data_root: Path, dataset: str, splits: Iterable[int] = (1, 2, 3),
@@ -169,7 +188,9 @@ def _evaluate_video(report: Report, pred: Path | None, root: Path, dataset: str,
     except InputError:
         report.warnings["missing annotation folder"] += 1
         return
-    union = gt.shuffle_union()
+    unreadable: list[Path] = []
+    union = gt.shuffle_union(unreadable)  # an unreadable fixMap is left out of the union and counted below
+    bad_gt = set(unreadable)
     methods: dict[str, dict] = {}
     if pred is not None:
         base = Path(pred) / f"split{split}_results"
@@ -177,6 +198,11 @@ def _evaluate_video(report: Report, pred: Path | None, root: Path, dataset: str,
         frames = video_predictions(base, dataset, entry.name)
         if not frames:
             report.warnings["video without predictions"] += 1
+        else:
+            missing = sum(1 for n in range(1, entry.n_frames + 1) if n not in frames
+                          and (gt.density_path(n).exists() or gt.fixation_path(n).exists()))
+            if missing:
+                report.warnings["frame with ground truth but no prediction"] += missing
         methods["prediction"] = frames
     if baseline == "centre":
         methods["centre"] = {}
@@ -187,11 +213,18 @@ def _evaluate_video(report: Report, pred: Path | None, root: Path, dataset: str,
         for n in numbers:
             if n > entry.n_frames:
                 continue
+            density = fix = None
             try:
-                density = gt.density(n) if gt.density_path(n).exists() else None
-                fix = gt.fixations(n) if gt.fixation_path(n).exists() else None
+                if gt.density_path(n).exists():
+                    density = gt.density(n)
             except InputError:
-                report.warnings["unreadable ground truth"] += 1
+                bad_gt.add(gt.density_path(n))
+                continue
+            try:
+                if gt.fixation_path(n).exists():
+                    fix = gt.fixations(n)
+            except InputError:
+                bad_gt.add(gt.fixation_path(n))
                 continue
             if density is None and fix is None:
                 report.warnings["missing ground-truth frame"] += 1
@@ -201,7 +234,14 @@ def _evaluate_video(report: Report, pred: Path | None, root: Path, dataset: str,
             if fix is not None and not (fix > 0).any():
                 report.warnings["empty fixation map"] += 1
             target = density.shape if density is not None else fix.shape
-            p = centre_bias(target) if method == "centre" else frames[n]()
+            if method == "centre":
+                p = centre_bias(target)
+            else:
+                try:
+                    p = frames[n]()
+                except InputError:
+                    report.warnings["unreadable prediction"] += 1
+                    continue
             if not np.isfinite(p).all():
                 report.warnings["NaN in prediction"] += 1
             other = None
@@ -213,3 +253,5 @@ def _evaluate_video(report: Report, pred: Path | None, root: Path, dataset: str,
         if rows:
             report.per_video.append({"method": method, "split": split, "video": entry.name, "frames": len(rows),
                                      **nanmean_dict(rows, REPORTED)})
+    if bad_gt:
+        report.warnings["unreadable ground truth"] += len(bad_gt)  # each bad file once per video entry

@@ -40,18 +40,25 @@ def nss(sal: np.ndarray, fix: np.ndarray) -> float:
 
 
 def similarity(sal: np.ndarray, gt: np.ndarray) -> float:
-    """SIM: each map min-max normalised (unless all zero) then divided by its sum; sum of minima."""
+    """SIM: each map min-max normalised (unless all zero) then divided by its sum; sum of minima.
+    NaN if either map is constant and non-zero or holds NaN (the frame is then dropped from SIM)."""
 
-    def norm(a: np.ndarray) -> np.ndarray:
+    def norm(a: np.ndarray) -> np.ndarray | None:
         a = _as_float(a)
+        if np.isnan(a).any():
+            return None  # a NaN map scores NaN and is dropped, as from every other metric
         if not a.any():
-            return a
+            return a  # similarity.m leaves an all-zero map as it is: SIM 0, not NaN
         rng = a.max() - a.min()
-        a = (a - a.min()) / rng if rng > 0 else np.zeros_like(a)
-        total = a.sum()
-        return a / total if total > 0 else a
+        if not rng > 0:
+            return None  # similarity.m min-max-normalises any non-zero map: constant -> 0/0 = NaN
+        a = (a - a.min()) / rng
+        return a / a.sum()
 
-    return float(np.minimum(norm(sal), norm(gt)).sum())
+    s, g = norm(sal), norm(gt)
+    if s is None or g is None:
+        return float("nan")
+    return float(np.minimum(s, g).sum())
 
 
 def kld(sal: np.ndarray, gt: np.ndarray) -> float:
@@ -75,7 +82,9 @@ def auc_judd(sal: np.ndarray, fix: np.ndarray, rng: np.random.Generator | None =
         rng = rng if rng is not None else np.random.default_rng(0)
         s = s + rng.random(s.shape) / 1e7
     span = s.max() - s.min()
-    s = (s - s.min()) / span if span > 0 else s - s.min()
+    if not span > 0:  # AUC_Judd.m min-max-normalises: a constant (or NaN) map is 0/0 = NaN, dropped
+        return float("nan")
+    s = (s - s.min()) / span
     if np.isnan(s).any():
         return float("nan")
     thresholds = np.sort(s[f])[::-1]
@@ -101,7 +110,9 @@ def auc_shuffled(sal: np.ndarray, fix: np.ndarray, other: np.ndarray, rng: np.ra
     if not f.any() or o.size == 0:
         return float("nan")
     span = s.max() - s.min()
-    s = (s - s.min()) / span if span > 0 else s - s.min()
+    if not span > 0:  # AUC_shuffled.m min-max-normalises first: a constant map is 0/0 = NaN, dropped
+        return float("nan")
+    s = (s - s.min()) / span
     if np.isnan(s).any():
         return float("nan")
     rng = rng if rng is not None else np.random.default_rng(0)
