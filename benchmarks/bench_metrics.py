@@ -42,17 +42,18 @@ def run(width: int = 640, height: int = 360, pred_size: int = 356, iterations: i
     return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> BenchmarkResult:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--out", default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     result = run(args.width, args.height, iterations=args.iterations)
     paths = result.write(args.out) if args.out else result.write()
     print(result.markdown(["stage", "resolution", "p50_ms", "p95_ms", "throughput_fps"]))
     print(f"wrote {paths['json']} and {paths['md']}")
+    return result
 
 
 if __name__ == "__main__":

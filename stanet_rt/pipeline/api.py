@@ -197,6 +197,7 @@ def _run(src: Any, bundles: list[Any], opts: RunOptions, device: str, stop: thre
     audio_done = threading.Event()
     messages: list[str] = []
     errors: list[BaseException] = []
+    arrivals: dict[int, float] = {}  # frame index -> when it was decoded (latency = arrival to map written)
 
     def say_once(msg: str) -> None:
         if msg not in messages:
@@ -229,6 +230,7 @@ def _run(src: Any, bundles: list[Any], opts: RunOptions, device: str, stop: thre
 
     def decode() -> None:
         try:
+            t0 = time.perf_counter()  # decode time of a frame: demux + decode (its audio included)
             for kind, payload in src.events():
                 if stop.is_set():
                     break
@@ -236,10 +238,14 @@ def _run(src: Any, bundles: list[Any], opts: RunOptions, device: str, stop: thre
                     ring.push(payload)
                     continue
                 counters["in"] += 1
+                arrivals[payload.index] = time.perf_counter()
+                if not src.live:  # a live source's wait for the camera is not decode time
+                    timings["decode"].append((time.perf_counter() - t0) * 1000.0)
                 if src.live:
                     counters["dropped"] += frames_ch.put_newest(payload)
                 elif not frames_ch.put(payload):
                     break  # inference has finished (stop or error): nothing more to decode
+                t0 = time.perf_counter()
                 if opts.max_frames and counters["in"] >= opts.max_frames:
                     break
         finally:
@@ -317,18 +323,26 @@ def _run(src: Any, bundles: list[Any], opts: RunOptions, device: str, stop: thre
                 got = results_ch.get()
                 if got is _END:
                     break
-                item, sal, t_ready = got
+                item, sal, _t_ready = got
                 t0 = time.perf_counter()
                 if overlay is not None:
                     overlay.write(item.image, sal, item.raw_pts)
+                    timings["overlay"].append((time.perf_counter() - t0) * 1000.0)
                 if maps is not None:
+                    t1 = time.perf_counter()
                     maps.write(sal, item.pts)
                     if counters["out"] % 8 == 0:
                         maps.flush()
+                    timings["maps"].append((time.perf_counter() - t1) * 1000.0)
                 if preview is not None and not preview.write(item.image, sal):
                     stop.set()
                 timings["sinks"].append((time.perf_counter() - t0) * 1000.0)
-                timings["latency"].append((time.perf_counter() - t_ready) * 1000.0)
+                arrived = arrivals.pop(item.index, None)
+                if arrived is not None:
+                    timings["latency"].append((time.perf_counter() - arrived) * 1000.0)
+                if src.live:  # frames dropped before inference never reach this point
+                    for stale in [k for k in list(arrivals) if k < item.index]:
+                        arrivals.pop(stale, None)
                 counters["out"] += 1
                 if bar is not None:
                     bar.advance(task)

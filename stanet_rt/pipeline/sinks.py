@@ -173,9 +173,11 @@ class PreviewSink:
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
+    """p50 / p95 / mean / total (ms) and the number of calls of one stage."""
     if not values:
-        return {"p50_ms": 0.0, "p95_ms": 0.0, "n": 0}
+        return {"p50_ms": 0.0, "p95_ms": 0.0, "mean_ms": 0.0, "total_ms": 0.0, "n": 0}
     return {"p50_ms": round(float(np.percentile(values, 50)), 3), "p95_ms": round(float(np.percentile(values, 95)), 3),
+            "mean_ms": round(float(np.mean(values)), 3), "total_ms": round(float(np.sum(values)), 3),
             "n": len(values)}
 
 

@@ -1,0 +1,91 @@
+"""``stanet-rt bench``: throughput and latency of models, backends, the pipeline and the metrics.
+
+Thin wrappers over ``benchmarks.bench_models``, ``benchmarks.bench_pipeline`` and
+``benchmarks.bench_metrics``; each writes ``<name>.<machine>.{json,md,png}`` into ``--out``
+(default ``benchmarks/results``) and prints the table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from stanet_rt.cli import app, fail
+
+bench_app = typer.Typer(help="Benchmarks: models x backends x batch, pipeline stages, metrics.",
+                        no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+_OUT = typer.Option(Path("benchmarks/results"), "--out", help="Folder of the result files.")
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+@bench_app.command("models")
+def bench_models(
+    models: str = typer.Option("default,stanet_lite", "--models",
+                               help="Comma-separated: config names (random weights), checkpoints, 'default', "
+                                    "'stanet_plus' (sta + sta_plus fused)."),
+    backends: str = typer.Option("torch,ort-cpu,ort-cuda,ort-trt,tensorrt", "--backends",
+                                 help="torch, torch-compile, ort-cpu, ort-cuda, ort-trt, tensorrt."),
+    precisions: str = typer.Option("fp32,fp16", "--precisions", help="fp32, fp16 (GPU backends only)."),
+    batches: str = typer.Option("1,8", "--batches", help="Comma-separated batch sizes."),
+    iterations: int = typer.Option(10, "--iterations", min=1, help="Timed calls per case (after warm-up)."),
+    name: str = typer.Option("models", "--name", help="Result file stem."),
+    out: Path = _OUT,
+) -> None:
+    """Latency p50/p95/p99 and throughput per model, backend, precision, batch and part."""
+    from benchmarks import bench_models as bm
+
+    try:
+        batch_list = [int(b) for b in _split(batches)]
+    except ValueError:
+        fail(f"--batches {batches!r}: expected comma-separated integers")
+    bad = [b for b in _split(backends) if b not in bm.BACKENDS]
+    if bad:
+        fail(f"--backends: unknown {', '.join(bad)} (choose from {', '.join(bm.BACKENDS)})")
+    bm.main(["--models", models, "--backends", backends, "--precisions", precisions, "--batches",
+             ",".join(map(str, batch_list)), "--iterations", str(iterations), "--out", str(out), "--name", name])
+
+
+@bench_app.command("pipeline")
+def bench_pipeline(
+    models: str = typer.Option("default", "--models", help="Comma-separated: default, config names, paths; "
+                               "'a+b' fuses two students."),
+    backends: str = typer.Option("auto", "--backends", help="auto, torch, onnxruntime, tensorrt."),
+    size: str = typer.Option("1920x1080", "--size", help="Generated clip size WxH."),
+    seconds: float = typer.Option(3.0, "--seconds", min=0.5, help="Generated clip length."),
+    batch: int = typer.Option(4, "--batch", min=1),
+    device: str = typer.Option("auto", "--device"),
+    clip: Path = typer.Option(None, "--clip", help="Benchmark this clip instead of a generated one."),
+    name: str = typer.Option("pipeline", "--name", help="Result file stem."),
+    out: Path = _OUT,
+) -> None:
+    """Time per pipeline stage, end-to-end fps, latency and the pipeline's own overhead."""
+    from benchmarks import bench_pipeline as bp
+
+    if "x" not in size.lower():
+        fail(f"--size {size!r}: expected WxH, e.g. 1920x1080")
+    if clip is not None and not clip.exists():
+        fail(f"{clip}: no such file")
+    args = ["--models", models, "--backends", backends, "--size", size, "--seconds", str(seconds),
+            "--batch", str(batch), "--device", device, "--out", str(out), "--name", name]
+    if clip is not None:
+        args += ["--clip", str(clip)]
+    bp.main(args)
+
+
+@bench_app.command("metrics")
+def bench_metrics(
+    width: int = typer.Option(640, "--width", min=16),
+    height: int = typer.Option(360, "--height", min=16),
+    iterations: int = typer.Option(10, "--iterations", min=1),
+    out: Path = _OUT,
+) -> None:
+    """Frames per second of every evaluation metric (post-processing and resize included)."""
+    from benchmarks import bench_metrics as bme
+
+    bme.main(["--width", str(width), "--height", str(height), "--iterations", str(iterations), "--out", str(out)])
