@@ -47,10 +47,16 @@ def onnx_beside(engine_path: Path) -> Path:
     return engine_path.parent / f"{name}.{part}{suffix}.onnx"
 
 
-def open(path: str | Path, backend: str = "auto", device: str = "auto") -> Engine:  # noqa: A001
-    """Open one graph: an ``.engine``, an ``.onnx`` or (for the torch backend) a student part is not a
-    file; use :func:`open_student` for checkpoints."""
+def _device(device: str | None) -> str:
+    """``None`` means ``"auto"``."""
+    return "auto" if device is None else device
+
+
+def open(path: str | Path, backend: str = "auto", device: str | None = "auto") -> Engine:  # noqa: A001
+    """Open one graph: an ``.engine`` or an ``.onnx`` (use :func:`open_student` for checkpoints).
+    ``device``: "auto" (or None), "cpu", "cuda" or "cuda:N"."""
     path = Path(path)
+    device = _device(device)
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
     if not path.exists():
@@ -111,10 +117,57 @@ def _config_from_metadata(meta: dict[str, str], path: Path) -> ModelConfig:
     return ModelConfig.from_json(meta["stanet_rt.config"])
 
 
-def open_student(path: str | Path, backend: str = "auto", device: str = "auto") -> StudentEngines:
+def _metadata(engine: Engine, onnx_path: Path | None) -> dict[str, str] | None:
+    """The stanet-rt metadata of an opened graph: ONNX Runtime's, else the ONNX file's (an engine's
+    ONNX beside it), else None (a TensorRT engine without its ONNX: only its sidecar's part is known)."""
+    meta = getattr(engine, "metadata", None)
+    if isinstance(meta, dict):
+        return meta
+    if onnx_path is not None and onnx_path.is_file():
+        from export.onnx_export import read_metadata
+
+        try:
+            return read_metadata(onnx_path)
+        except Exception as exc:  # unreadable ONNX beside an engine
+            raise InputError(f"{onnx_path}: not a loadable ONNX model ({type(exc).__name__})") from None
+    return None
+
+
+def _check_part(engine: Engine, file: Path, onnx_path: Path | None, part: str,
+                config: ModelConfig | None) -> ModelConfig:
+    """The config ``file`` was exported from, after checking it is ``part`` of the same model as
+    ``config`` (when given). Raises InputError naming the file."""
+    meta = _metadata(engine, onnx_path)
+    if meta is None:  # an engine alone: its sidecar says the part, the config comes from the others
+        found = engine.info.part
+        if found != part:
+            raise InputError(f"{file}: this is the {found} graph of a model, not its {part}")
+        if config is None:
+            raise InputError(f"{file}: cannot tell which model this engine belongs to (its ONNX is missing)")
+        return config
+    own = _config_from_metadata(meta, file)
+    found = meta.get("stanet_rt.part")
+    if found is not None and found != part:
+        raise InputError(f"{file}: this is the {found} graph of {own.name}, not its {part} "
+                         f"(stanet_rt.part is {found!r})")
+    if config is not None and own != config:
+        raise InputError(f"{file}: this {part} graph belongs to another model ({own.name}, {own.arch}) "
+                         f"than the head ({config.name}, {config.arch})")
+    return own
+
+
+def open_student(path: str | Path, backend: str = "auto", device: str | None = None) -> StudentEngines:
     """A checkpoint (``.pt``: torch backend), an export folder, or a ``<dir>/<name>`` prefix of ONNX /
-    engine files. ``auto`` prefers TensorRT engines, then ONNX, and uses torch for a checkpoint."""
+    engine files. ``auto`` prefers TensorRT engines, then ONNX, and uses torch for a checkpoint.
+    ``device`` None (or "auto") picks CUDA when there is a GPU, else the CPU.
+
+    Every graph's metadata must say it is that part (``stanet_rt.part``) of the same model
+    (``stanet_rt.config``) as the head, and a config with audio needs its ``<name>.audio`` graph;
+    otherwise an InputError names the file."""
     path = Path(path)
+    device = _device(device)
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
     if path.suffix in (".pt", ".pth"):
         if backend not in ("auto", "torch"):
             raise InputError(f"{path}: a checkpoint runs with the torch backend; export it for {backend}")
@@ -128,6 +181,9 @@ def open_student(path: str | Path, backend: str = "auto", device: str = "auto") 
         dev = device if device != "auto" else ("cuda" if _gpu_and_trt()[0] else "cpu")
         parts = torch_engines(model, dev)
         return StudentEngines(config, parts["encoder"], parts["head"], parts.get("audio"))
+    if backend == "torch":
+        raise InputError(f"{path}: the torch backend runs a checkpoint (.pt); exported graphs run with "
+                         "onnxruntime, tensorrt or auto")
     if path.is_dir():
         heads = sorted(path.glob("*.head.onnx"))
         if len(heads) != 1:
@@ -135,22 +191,33 @@ def open_student(path: str | Path, backend: str = "auto", device: str = "auto") 
         prefix = heads[0].parent / heads[0].name.split(".")[0]
     else:
         prefix = path
-    engines: dict[str, Engine] = {}
-    for part in ("audio", "encoder", "head"):
-        candidates = sorted(prefix.parent.glob(f"{prefix.name}.{part}.*.engine")) if backend != "onnxruntime" else []
-        onnx = prefix.parent / f"{prefix.name}.{part}.onnx"
-        if candidates and backend in ("auto", "tensorrt"):
-            engines[part] = open(candidates[0], backend, device)
-        elif onnx.exists():
-            engines[part] = open(onnx, "onnxruntime" if backend != "torch" else backend, device)
-        elif part != "audio":
-            raise InputError(f"{onnx}: not found (export the model with `stanet-rt export`)")
-    meta = getattr(engines["head"], "metadata", None)
-    if meta is None:
-        import onnx as onnx_lib
 
-        meta = {p.key: p.value for p in onnx_lib.load(str(prefix.parent / f"{prefix.name}.head.onnx")).metadata_props}
-    config = _config_from_metadata(meta, prefix)
-    if meta.get("stanet_rt.part") not in (None, "head"):
-        raise InputError(f"{prefix}.head.onnx: metadata says part {meta.get('stanet_rt.part')!r}, not head")
-    return StudentEngines(config, engines["encoder"], engines["head"], engines.get("audio"))
+    def open_part(part: str) -> Engine | None:
+        onnx = prefix.parent / f"{prefix.name}.{part}.onnx"
+        candidates = sorted(prefix.parent.glob(f"{prefix.name}.{part}.*.engine")) if backend != "onnxruntime" else []
+        if candidates:
+            engine, file, beside = open(candidates[0], backend, device), candidates[0], onnx_beside(candidates[0])
+        elif onnx.exists():
+            engine, file, beside = open(onnx, "onnxruntime", device), onnx, onnx
+        else:
+            return None
+        nonlocal config
+        config = _check_part(engine, file, beside, part, config)
+        return engine
+
+    config: ModelConfig | None = None
+    parts: dict[str, Engine] = {}
+    for part in ("head", "encoder"):
+        engine = open_part(part)
+        if engine is None:
+            raise InputError(f"{prefix.parent / f'{prefix.name}.{part}.onnx'}: not found "
+                             "(export the model with `stanet-rt export`)")
+        parts[part] = engine
+    assert config is not None
+    audio = None
+    if config.audio is not None:
+        audio = open_part("audio")
+        if audio is None:
+            raise InputError(f"{prefix.parent / f'{prefix.name}.audio.onnx'}: not found, and {config.name} "
+                             "uses audio (export the model with `stanet-rt export`)")
+    return StudentEngines(config, parts["encoder"], parts["head"], audio)

@@ -22,8 +22,11 @@ log = logging.getLogger("stanet_rt.engines")
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 
-def requested_providers(device: str, available: list[str], trt_ep: bool = True) -> list[str]:
-    """Providers to ask for, best first, for ``device`` ("cpu", "cuda", "cuda:N" or "auto")."""
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+def requested_providers(device: str | None, available: list[str], trt_ep: bool = True) -> list[str]:
+    """Providers to ask for, best first, for ``device`` ("cpu", "cuda", "cuda:N" or "auto"/None)."""
     if device == "cpu":
         return ["CPUExecutionProvider"]
     wanted = [p for p in PROVIDER_ORDER if p in available]
@@ -39,8 +42,18 @@ def fallback_note(requested: list[str], attached: list[str]) -> str | None:
     return None
 
 
+def missing_gpu_note(device: str | None, requested: list[str]) -> str | None:
+    """A one-line description of a CUDA device asked for where this onnxruntime has no GPU provider
+    (the CPU wheel, or onnxruntime-gpu without its CUDA libraries): ONNX Runtime itself would just
+    run on the CPU without a word. None when ``device`` is not CUDA or a GPU provider is requested."""
+    if device is None or not device.startswith("cuda") or any(p in GPU_PROVIDERS for p in requested):
+        return None
+    return (f"device {device!r} asked for, but this onnxruntime has no CUDA or TensorRT execution provider "
+            "(install onnxruntime-gpu): running on the CPU")
+
+
 class OrtEngine(Engine):
-    def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, device: str | None = "auto", threads: int | None = None) -> None:
         import onnxruntime as ort
 
         path = Path(path)
@@ -52,16 +65,18 @@ class OrtEngine(Engine):
         if threads:
             opts.intra_op_num_threads = threads
         requested = requested_providers(device, ort.get_available_providers())
+        index = device.partition(":")[2] if device and device.startswith("cuda:") else ""
+        providers = [(p, {"device_id": int(index)}) if index.isdigit() and p in GPU_PROVIDERS else p for p in requested]
         try:
-            self.session = ort.InferenceSession(str(path), opts, providers=requested)
+            self.session = ort.InferenceSession(str(path), opts, providers=providers)
         except Exception as exc:  # corrupt / not an ONNX file
             raise InputError(f"{path}: not a loadable ONNX model ({type(exc).__name__}: {str(exc)[:200]})") from None
         attached = self.session.get_providers()
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata = dict(meta)
         notes = []
-        note = fallback_note(requested, attached)
-        if note and device != "cpu":
+        note = missing_gpu_note(device, requested) or (fallback_note(requested, attached) if device != "cpu" else None)
+        if note:
             notes.append(note)
             log.warning("%s: %s", path.name, note)
         on_cuda = attached[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider")

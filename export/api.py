@@ -40,7 +40,11 @@ def load_student(model: str | Path | StudentModel) -> tuple[StudentModel, str]:
         from stanet_rt.config import get_config
         from stanet_rt.models.factory import build_model
 
-        net = build_model(get_config(str(model))).eval()
+        config = get_config(str(model))
+        net = build_model(config).eval()
+        if not isinstance(net, StudentModel):
+            raise InputError(f"{model}: config {config.name} ({config.arch}) is not a student; "
+                             "only STA / STA+ / stanet_lite export")
         return net, f"config {model} (random weights)"
     from stanet_rt.checkpoint import load_checkpoint
 

@@ -1,27 +1,137 @@
 """FP16 ONNX with FP32 inputs/outputs (TensorRT 11 has no FP16 builder flag: precision must live in the
 graph, deployment-notes 2.2) via onnxconverter-common's ``convert_float_to_float16(keep_io_types=True)``.
 
-FP32 islands: the whole audio front end (log-spectrogram: DFT power and log need the range, and the
-NetVLAD normalisations), and in every graph the ops listed in :data:`FP32_OPS` (softmax over large
-axes, reductions used by normalisations, BatchNorm). Imports onnx and onnxconverter-common.
+FP32 islands:
+- in every graph the ops listed in :data:`FP32_OPS` (softmax over large axes, reductions used by
+  normalisations, BatchNorm, sqrt / log / exp / pow) through ``op_block_list``;
+- in the ``audio`` graph the log-spectrogram (DFT conv, power, log, z-normalisation: the PSD and the
+  1e9-scaled normalisation need FP32 range) through ``node_block_list``: :func:`spectrogram_island`
+  finds it as every node upstream of the audio net's first 2-D convolution. The audio net itself runs in
+  FP16 like the encoder.
+
+Around the converter (onnxconverter-common 1.16): the dynamo exporter writes ``value_info`` for
+initializers, which makes the converter cast a blocked node's FP32 constants through FP16 (and clip
+values such as 1e9 to 1e4); those entries are dropped first, and a constant shared by a blocked and a
+converted node is duplicated so each side gets its own type. Afterwards every FP32 -> FP16 -> FP32 Cast
+round trip the converter leaves between two blocked nodes (or between an FP32 input and a blocked node)
+is removed, so values inside an island never pass through FP16. Imports onnx and onnxconverter-common.
 """
 
 from __future__ import annotations
 
 import onnx
+from onnx import TensorProto, numpy_helper
 
 FP32_OPS = ["Softmax", "ReduceMean", "ReduceMax", "ReduceSum", "ReduceL2", "LpNormalization",
             "BatchNormalization", "Sqrt", "Log", "Exp", "Pow"]
 
 
+def spectrogram_island(model: onnx.ModelProto) -> list[str]:
+    """Names of the audio graph's log-spectrogram nodes: the ancestors of the data input of the first
+    Conv with a 4-D weight (the audio net's stem). Empty when the graph has no such Conv."""
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    stem = next((n for n in graph.node if n.op_type == "Conv" and len(n.input) > 1 and n.input[1] in inits
+                 and len(inits[n.input[1]].dims) == 4), None)
+    if stem is None:
+        return []
+    producer = {o: n for n in graph.node for o in n.output}
+    island: dict[str, None] = {}
+    stack = [stem.input[0]]
+    while stack:
+        node = producer.get(stack.pop())
+        if node is None or node.name in island:
+            continue
+        island[node.name] = None
+        stack.extend(node.input)
+    return [n.name for n in graph.node if n.name in island]  # graph order
+
+
+def _blocked(node: onnx.NodeProto, ops: set[str], names: set[str]) -> bool:
+    return node.op_type in ops or node.name in names
+
+
+def _prepare(model: onnx.ModelProto, ops: set[str], names: set[str]) -> None:
+    """Drop initializers' value_info and give converted consumers their own copy of a constant that a
+    blocked node also reads (both in place)."""
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    kept = [v for v in graph.value_info if v.name not in inits]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
+    readers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            if name in inits and inits[name].data_type == TensorProto.FLOAT:
+                readers.setdefault(name, []).append((node, k))
+    for name, uses in readers.items():
+        free = [(n, k) for n, k in uses if not _blocked(n, ops, names)]
+        if free and len(free) < len(uses):
+            copy = numpy_helper.from_array(numpy_helper.to_array(inits[name]), f"{name}__fp16")
+            graph.initializer.append(copy)
+            for node, k in free:
+                node.input[k] = copy.name
+
+
+def _drop_cast_round_trips(model: onnx.ModelProto) -> int:
+    """Remove ``x (FP32) -> Cast(FP16) -> Cast(FP32)`` pairs: readers of the second Cast read ``x``.
+    Returns how many FP32 Casts were removed."""
+    graph = model.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    outputs = {o.name for o in graph.output}
+    fp32 = {v.name for v in [*graph.input, *graph.value_info] if v.type.tensor_type.elem_type == TensorProto.FLOAT}
+    fp32 |= {i.name for i in graph.initializer if i.data_type == TensorProto.FLOAT}
+
+    def cast_to(node: onnx.NodeProto | None) -> int | None:
+        if node is None or node.op_type != "Cast":
+            return None
+        return next((a.i for a in node.attribute if a.name == "to"), None)
+
+    rename: dict[str, str] = {}
+    dropped: set[str] = set()
+    for node in graph.node:
+        first = producer.get(node.input[0]) if node.input else None
+        if (cast_to(node) == TensorProto.FLOAT and cast_to(first) == TensorProto.FLOAT16
+                and first.input[0] in fp32 and node.output[0] not in outputs):
+            rename[node.output[0]] = first.input[0]
+            dropped.add(node.name)
+    if not rename:
+        return 0
+    kept = [n for n in graph.node if n.name not in dropped]
+    for node in kept:
+        for k, name in enumerate(node.input):
+            node.input[k] = rename.get(name, name)
+    read = {name for n in kept for name in n.input} | outputs
+    kept = [n for n in kept if not (cast_to(n) == TensorProto.FLOAT16 and n.output[0] not in read)]
+    live = {o for n in kept for o in n.output}
+    del graph.node[:]
+    graph.node.extend(kept)
+    vi = [v for v in graph.value_info if v.name in live]
+    del graph.value_info[:]
+    graph.value_info.extend(vi)
+    return len(dropped)
+
+
 def to_fp16(model: onnx.ModelProto, part: str) -> onnx.ModelProto:
-    """An FP16 copy of ``model`` with FP32 I/O; the ``audio`` part is kept FP32 entirely (an island)."""
+    """An FP16 copy of ``model`` with FP32 I/O and FP32 islands (:data:`FP32_OPS` everywhere, and in the
+    ``audio`` part the log-spectrogram, :func:`spectrogram_island`)."""
+    import warnings
+
     from onnxconverter_common import float16
 
+    work = onnx.ModelProto.FromString(model.SerializeToString())
+    ops = set(FP32_OPS)
+    names: set[str] = set()
     if part == "audio":
-        return onnx.ModelProto.FromString(model.SerializeToString())
-    converted = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=FP32_OPS,
-                                                 disable_shape_infer=False)
+        names = set(spectrogram_island(work))
+        if not names:  # no recognisable audio net: keep the whole front end FP32 rather than guess
+            return work
+    _prepare(work, ops, names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "the float32 number ... will be truncated": tiny weights clip to 1e-7
+        converted = float16.convert_float_to_float16(work, keep_io_types=True, op_block_list=sorted(ops),
+                                                     node_block_list=sorted(names), disable_shape_infer=False)
+    _drop_cast_round_trips(converted)
     onnx.checker.check_model(converted, full_check=True)
     return converted
 

@@ -38,7 +38,11 @@ EXAMPLE_BATCH = 2
 
 
 class AudioFrontEnd(nn.Module):
-    """waveform (B, 8000) -> log-spectrogram -> audio embedding (B, A)."""
+    """waveform (B, 8000) -> log-spectrogram -> audio embedding (B, A).
+
+    The log-spectrogram always computes in FP32 (an FP32 island); its output is cast to the audio net's
+    dtype, so the module also runs with the net in half precision (``module.half()`` followed by
+    ``module.spectrogram.float()``, see ``engines.torch_backend``). In FP32 no cast is traced."""
 
     def __init__(self, model: StudentModel) -> None:
         super().__init__()
@@ -46,7 +50,9 @@ class AudioFrontEnd(nn.Module):
         self.model = model
 
     def forward(self, waveform: Tensor) -> Tensor:
-        return self.model.encode_audio(self.spectrogram(waveform))
+        spec = self.spectrogram(waveform)
+        dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), spec.dtype)
+        return self.model.encode_audio(spec if spec.dtype == dtype else spec.to(dtype))
 
 
 class EncoderGraph(nn.Module):

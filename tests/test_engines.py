@@ -3,8 +3,10 @@ numpy and torch-tensor paths), ``open_student`` over an export folder, a ``<name
 checkpoint (the torch backend keeps the ONNX I/O names, STFT included, and agrees with ONNX Runtime),
 the ``auto`` rule (TensorRT only when the sidecar matches this GPU / TensorRT / ONNX, else the ONNX
 beside it with a one-line warning), ONNX Runtime provider choice and silent-fallback detection, and
-one-line errors for missing files, corrupt files and the wrong kind of model. CUDA tests are marked.
-Strict xfails pin where the frozen implementation departs from the issue."""
+one-line errors for missing files, corrupt files, the wrong kind of model, a graph of the wrong part or of
+another model, and a missing audio graph; device None means auto; a CUDA device asked of an onnxruntime
+without a GPU provider is reported; the torch backend's half precision keeps the STFT / NetVLAD islands
+in FP32 (checked on CPU through the same helper). CUDA tests are marked."""
 
 from __future__ import annotations
 
@@ -133,10 +135,6 @@ def test_open_refuses_a_checkpoint_and_points_to_open_student() -> None:
         engines.open(exported("tiny_sta").checkpoint)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "the contract is open_student(path, backend='auto', device=None), but a checkpoint opened with "
-    "device=None reaches torch.device(None) and raises TypeError (engines/auto.py resolves only "
-    "'auto'; not writable by this session; see report)"))
 def test_open_student_checkpoint_with_default_device_none() -> None:
     bundle = engines.open_student(exported("tiny_sta").checkpoint, device=None)
     assert bundle.backend == "torch"
@@ -258,10 +256,6 @@ def test_bad_paths_are_one_line_input_errors_naming_the_file(tmp_path, case: str
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open_student checks only the head graph's metadata: a head graph (or another model's graph) in the "
-    "encoder slot is accepted, so the wrong kind of model reaches the pipeline instead of a clear error "
-    "(engines/auto.py not writable by this session; see report)"))
 def test_open_student_rejects_a_graph_of_the_wrong_part(tmp_path) -> None:
     folder = copy_export(exported("tiny_sta"), tmp_path)
     (folder / "tiny_sta.encoder.onnx").write_bytes((folder / "tiny_sta.head.onnx").read_bytes())
@@ -269,15 +263,46 @@ def test_open_student_rejects_a_graph_of_the_wrong_part(tmp_path) -> None:
         engines.open_student(folder / "tiny_sta", device="cpu")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open_student skips a missing <name>.audio.onnx even when the config has audio: it returns a bundle "
-    "with audio=None, which the pipeline treats as an audio-free model, instead of a clear error naming "
-    "the missing file (engines/auto.py not writable by this session; see report)"))
 def test_open_student_with_the_audio_graph_missing_is_an_error(tmp_path) -> None:
     folder = copy_export(exported("tiny_sta"), tmp_path)
     (folder / "tiny_sta.audio.onnx").unlink()
     with pytest.raises(InputError, match="tiny_sta.audio.onnx"):
         engines.open_student(folder / "tiny_sta", device="cpu")
+
+
+@pytest.mark.parametrize("slot,source", [("head", "encoder"), ("audio", "encoder"), ("audio", "head")])
+def test_open_student_names_the_file_holding_the_wrong_part(tmp_path, slot: str, source: str) -> None:
+    folder = copy_export(exported("tiny_sta"), tmp_path)
+    (folder / f"tiny_sta.{slot}.onnx").write_bytes((folder / f"tiny_sta.{source}.onnx").read_bytes())
+    with pytest.raises(InputError, match=rf"tiny_sta\.{slot}\.onnx: this is the {source} graph .* not its {slot}"):
+        engines.open_student(folder / "tiny_sta", device="cpu")
+
+
+def _rewrite_config(path, config) -> None:
+    """Replace the stanet_rt.config of an ONNX file (as if it had been exported from ``config``)."""
+    model = onnx.load(str(path))
+    next(p for p in model.metadata_props if p.key == "stanet_rt.config").value = config.to_json()
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize("part", ["encoder", "audio"])
+def test_open_student_rejects_another_models_graph(tmp_path, part: str) -> None:
+    folder = copy_export(exported("tiny_sta"), tmp_path)
+    other = exported("tiny_sta").model.config.replace(name="other_sta", channels=12)
+    _rewrite_config(folder / f"tiny_sta.{part}.onnx", other)
+    with pytest.raises(InputError, match=rf"tiny_sta\.{part}\.onnx: this {part} graph belongs to another model "
+                                         r"\(other_sta"):
+        engines.open_student(folder / "tiny_sta", device="cpu")
+
+
+def test_open_student_of_an_audio_free_config_needs_no_audio_graph(tmp_path) -> None:
+    folder = copy_export(exported("tiny_sta"), tmp_path)
+    silent = exported("tiny_sta").model.config.replace(audio=None)
+    for part in ("encoder", "head"):
+        _rewrite_config(folder / f"tiny_sta.{part}.onnx", silent)
+    (folder / "tiny_sta.audio.onnx").unlink()
+    bundle = engines.open_student(folder, device="cpu")
+    assert bundle.audio is None and bundle.config == silent
 
 
 # -- ONNX Runtime providers ----------------------------------------------------------------------------
@@ -307,10 +332,6 @@ def test_a_gpu_provider_that_does_not_attach_is_detected_and_reported(monkeypatc
     assert any("fell back" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "asking ONNX Runtime for device='cuda' where no GPU provider exists (the CPU onnxruntime wheel) "
-    "silently runs on the CPU: requested_providers drops to ['CPUExecutionProvider'] before the session "
-    "is made, so get_providers() shows no fallback and info.notes stays empty (not writable; see report)"))
 def test_cuda_asked_without_a_gpu_provider_is_reported() -> None:
     import onnxruntime
 
@@ -318,6 +339,52 @@ def test_cuda_asked_without_a_gpu_provider_is_reported() -> None:
         pytest.skip("this onnxruntime has a CUDA provider")
     eng = engines.open(exported("tiny_sta").path("head"), device="cuda")
     assert eng.info.device == "cpu" and any("CPU" in n for n in eng.info.notes)
+
+
+def test_device_none_means_auto_for_graphs_too() -> None:
+    exp = exported("tiny_sta")
+    assert engines.open(exp.path("head"), device=None).info.backend == "onnxruntime"
+    bundle = engines.open_student(exp.folder, device=None)
+    assert bundle.backend == "onnxruntime" and bundle.audio is not None
+
+
+def test_cuda_index_without_a_gpu_provider_is_reported_once(caplog) -> None:
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has a CUDA provider")
+    with caplog.at_level(logging.WARNING, logger="stanet_rt.engines"):
+        eng = engines.open(exported("tiny_sta").path("head"), device="cuda:1")
+    assert eng.info.providers == ["CPUExecutionProvider"] and eng.info.device == "cpu"
+    assert len(eng.info.notes) == 1 and "'cuda:1'" in eng.info.notes[0] and "onnxruntime-gpu" in eng.info.notes[0]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "\n" not in warnings[0] and "tiny_sta.head.onnx" in warnings[0]
+    assert engines.open(exported("tiny_sta").path("head"), device="auto").info.notes == []  # auto: no complaint
+
+
+def test_half_precision_keeps_the_stft_and_netvlad_islands_in_fp32_on_cpu() -> None:
+    """What TorchEngine(precision='fp16') does to a module, checked on the CPU (which has FP16 convs)."""
+    from engines.torch_backend import half_with_fp32_islands
+
+    model = lively_student("tiny_sta")
+    audio, encoder, _ = part_specs(model)
+    wave = (0.3 * torch.randn(2, 8000, generator=torch.Generator().manual_seed(1))).clamp(-1, 1)
+    with torch.no_grad():
+        ref = audio.module(wave)
+        enc_ref = encoder.module(*encoder.example)
+        kernel = audio.module.spectrogram.kernel.clone()
+        half_with_fp32_islands(audio.module)
+        half_with_fp32_islands(encoder.module)  # the same student again: idempotent
+        assert torch.equal(audio.module.spectrogram.kernel, kernel)  # the DFT kernels never went through FP16
+        assert model.audio_net.conv1.weight.dtype == torch.float16
+        assert model.audio_net.avgpool.centroids.dtype == torch.float32  # NetVLAD island
+        out = audio.module(wave)
+        enc = encoder.module(*[x.half() for x in encoder.example])
+    assert out.dtype == torch.float16 and torch.isfinite(out).all()
+    assert torch.corrcoef(torch.stack([out.float().flatten(), ref.flatten()]))[0, 1] >= 0.999
+    for got, want in zip(enc, enc_ref, strict=True):
+        assert got.dtype == torch.float16
+        assert torch.corrcoef(torch.stack([got.float().flatten(), want.flatten()]))[0, 1] >= 0.999
 
 
 # -- CUDA (marked; skipped with a reason on machines without a GPU) ------------------------------------
@@ -347,10 +414,6 @@ def test_torch_backend_on_cuda_matches_cpu() -> None:
 
 
 @pytest.mark.gpu
-@pytest.mark.xfail(strict=True, reason=(
-    "TorchEngine(precision='fp16') calls module.half() on the whole audio front end: the log-spectrogram "
-    "kernels become FP16 while LogSpectrogram casts its input to FP32, so conv1d fails on the dtype "
-    "mismatch (reproduced on CPU with AudioFrontEnd.half()); the STFT must stay an FP32 island"))
 def test_torch_backend_fp16_keeps_the_stft_in_fp32() -> None:
     from engines.torch_backend import torch_engines
 

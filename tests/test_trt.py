@@ -4,7 +4,9 @@ an engine, the precision check over an abstract list of tensor dtypes, the "no T
 path (clear message, ONNX files kept), and the whole build flow of ``export.tensorrt_build`` against a
 stand-in ``tensorrt`` module that follows the documented TensorRT 10/11 Python API (strongly typed
 network, batch profile, workspace limit, timing cache, engine inspector) - so the wiring is exercised
-without a GPU. Marked ``trt``: real builds, runs and parity on a GPU with TensorRT."""
+without a GPU; the runtime (``TensorRTEngine``: binding, profile errors, CUDA-graph capture once per shape
+and replay, the fallback when capture fails) against stand-ins for ``tensorrt`` and ``torch.cuda`` that
+execute on host memory. Marked ``trt``: real builds, runs, parity and CUDA-graph replay on a GPU."""
 
 from __future__ import annotations
 
@@ -342,6 +344,188 @@ def test_built_engines_are_what_auto_picks_on_the_same_machine(tmp_path, fake_tr
     assert engines.open_student(tmp_path / "tiny_sta", device="cpu").backend == "onnxruntime"
 
 
+# -- the runtime (TensorRTEngine) against stand-ins for tensorrt and torch.cuda -----------------------
+class _Capture:
+    """Stands in for torch.cuda's CUDA graphs: while ``graph`` is set, "launches" are recorded into it
+    instead of running, and ``replay`` runs them again with the addresses they were recorded with."""
+
+    graph = None
+
+
+def fake_tensorrt_runtime(calls: dict, capturable: bool = True) -> types.ModuleType:
+    """A ``tensorrt`` module whose engine computes y = 2 x + 1 (batch 1..8) with the documented runtime API:
+    set_input_shape / set_tensor_address / get_tensor_shape / execute_async_v3(stream handle). Like a GPU
+    kernel, execution reads and writes the raw addresses bound at launch (here host memory via ctypes)."""
+    import ctypes
+
+    trt = types.ModuleType("tensorrt")
+    trt.__version__ = TRT
+    trt.TensorIOMode = types.SimpleNamespace(INPUT="input", OUTPUT="output")
+
+    class Logger:
+        WARNING = "warning"
+
+        def __init__(self, level) -> None:
+            pass
+
+    class Context:
+        def __init__(self) -> None:
+            self.shape, self.address = None, {}
+
+        def set_input_shape(self, name: str, shape) -> bool:
+            if not 1 <= shape[0] <= 8:
+                return False
+            self.shape = tuple(shape)
+            return True
+
+        def set_tensor_address(self, name: str, address: int) -> None:
+            self.address[name] = address
+
+        def get_tensor_shape(self, name: str):
+            return self.shape
+
+        def execute_async_v3(self, stream_handle: int) -> bool:
+            n, src, dst = int(np.prod(self.shape)), self.address["x"], self.address["y"]
+
+            def kernel() -> None:
+                x = np.ctypeslib.as_array((ctypes.c_float * n).from_address(src))
+                np.ctypeslib.as_array((ctypes.c_float * n).from_address(dst))[:] = 2 * x + 1
+
+            calls["streams"].append(stream_handle)
+            if _Capture.graph is not None:
+                if not capturable:
+                    raise RuntimeError("operation not permitted when stream is capturing")
+                _Capture.graph.kernels.append(kernel)
+                calls["captured"] += 1
+            else:
+                kernel()
+                calls["executed"] += 1
+            return True
+
+    class Engine:
+        num_io_tensors = 2
+
+        def get_tensor_name(self, i: int) -> str:
+            return "xy"[i]
+
+        def get_tensor_mode(self, name: str) -> str:
+            return "input" if name == "x" else "output"
+
+        def get_tensor_shape(self, name: str):
+            return (-1, 4)
+
+        def create_execution_context(self) -> Context:
+            return Context()
+
+    class Runtime:
+        def __init__(self, logger) -> None:
+            pass
+
+        def deserialize_cuda_engine(self, plan: bytes) -> Engine:
+            return Engine()
+
+    trt.Logger, trt.Runtime = Logger, Runtime
+    return trt
+
+
+@pytest.fixture
+def fake_cuda_runtime(monkeypatch):
+    """tensorrt and the torch.cuda calls TensorRTEngine makes, replaced by host stand-ins."""
+    import contextlib
+
+    calls = {"streams": [], "captured": 0, "executed": 0, "replays": 0}
+
+    class Stream:
+        def __init__(self, device=None) -> None:
+            self.cuda_stream = 1000 + len(calls["streams"])
+
+        def wait_stream(self, other) -> None:
+            pass
+
+        def synchronize(self) -> None:
+            pass
+
+    class CUDAGraph:
+        def __init__(self) -> None:
+            self.kernels = []
+
+        def replay(self) -> None:
+            calls["replays"] += 1
+            for kernel in self.kernels:
+                kernel()
+
+    @contextlib.contextmanager
+    def graph(cuda_graph, pool=None, stream=None, capture_error_mode="global"):
+        calls["capture_mode"] = capture_error_mode
+        _Capture.graph = cuda_graph
+        try:
+            yield
+        finally:
+            _Capture.graph = None
+
+    monkeypatch.setattr(torch.cuda, "Stream", Stream)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream())
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", CUDAGraph)
+    monkeypatch.setattr(torch.cuda, "graph", graph)
+
+    def make(tmp_path, cuda_graph: bool, capturable: bool = True):
+        monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt_runtime(calls, capturable))
+        path = tmp_path / "m.head.fp32.gpu.trt11.engine"
+        path.write_bytes(b"plan")
+        eng = trt_backend.TensorRTEngine(path, cuda_graph=cuda_graph)
+        eng.device = torch.device("cpu")  # host memory stands in for the GPU's
+        return eng
+
+    return make, calls
+
+
+def test_tensorrt_engine_without_cuda_graph_executes_every_run(tmp_path, fake_cuda_runtime) -> None:
+    make, calls = fake_cuda_runtime
+    eng = make(tmp_path, cuda_graph=False)
+    assert (eng.input_names, eng.output_names, eng.info.part) == (["x"], ["y"], "head")
+    x = torch.arange(8, dtype=torch.float32).view(2, 4)
+    for _ in range(2):
+        torch.testing.assert_close(eng.run_torch({"x": x})["y"], 2 * x + 1)
+    assert calls["executed"] == 2 and calls["captured"] == 0 and eng._graph is None
+    np.testing.assert_allclose(eng.run({"x": x.numpy()})["y"], 2 * x.numpy() + 1)
+
+
+def test_tensorrt_cuda_graph_captures_once_per_shape_and_replays(tmp_path, fake_cuda_runtime) -> None:
+    make, calls = fake_cuda_runtime
+    eng = make(tmp_path, cuda_graph=True)
+    a, b = torch.randn(2, 4), torch.randn(2, 4)
+    first = eng.run_torch({"x": a})["y"]
+    torch.testing.assert_close(first, 2 * a + 1)
+    # one warm-up execution (TensorRT's deferred work), then one captured launch on the same side stream
+    assert (calls["executed"], calls["captured"], calls["replays"]) == (1, 1, 1)
+    assert calls["streams"][0] == calls["streams"][1] and calls["capture_mode"] == "thread_local"
+    graph = eng._graph
+    assert graph is not None
+    second = eng.run_torch({"x": b})["y"]  # same shape: new data copied into the static input, replayed
+    torch.testing.assert_close(second, 2 * b + 1)
+    torch.testing.assert_close(first, 2 * a + 1)  # outputs are copies: still valid after the next run
+    assert (calls["executed"], calls["captured"], calls["replays"]) == (1, 1, 2) and eng._graph is graph
+    c = torch.randn(3, 4)
+    torch.testing.assert_close(eng.run_torch({"x": c})["y"], 2 * c + 1)  # new shape: captured again
+    assert (calls["executed"], calls["captured"], calls["replays"]) == (2, 2, 3) and eng._graph is not graph
+    from stanet_rt.errors import InputError
+
+    with pytest.raises(InputError, match="outside the engine's profile"):
+        eng.run_torch({"x": torch.zeros(9, 4)})
+
+
+def test_tensorrt_engine_that_cannot_be_captured_runs_without_a_graph(tmp_path, fake_cuda_runtime, caplog) -> None:
+    make, calls = fake_cuda_runtime
+    eng = make(tmp_path, cuda_graph=True, capturable=False)
+    x = torch.randn(2, 4)
+    torch.testing.assert_close(eng.run_torch({"x": x})["y"], 2 * x + 1)
+    assert eng._graph is None and not eng.cuda_graph
+    assert len(eng.info.notes) == 1 and "CUDA graph capture failed" in eng.info.notes[0]
+    torch.testing.assert_close(eng.run_torch({"x": x})["y"], 2 * x + 1)
+    assert calls["replays"] == 0
+
+
 # -- real TensorRT on a GPU (marked) -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trt_engines(tmp_path_factory):
@@ -384,9 +568,6 @@ def test_tensorrt_batch_outside_the_profile_is_a_clear_error(trt_engines) -> Non
 
 
 @pytest.mark.trt
-@pytest.mark.xfail(strict=True, reason=(
-    "TensorRTEngine accepts cuda_graph=True but never captures or replays a CUDA graph (the flag is "
-    "stored and unused; engines/trt_backend.py not writable by this session; see report)"))
 def test_tensorrt_cuda_graph_replay(trt_engines) -> None:
     from engines.trt_backend import TensorRTEngine
 
