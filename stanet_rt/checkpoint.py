@@ -69,8 +69,9 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # corrupt / not a torch file
-        reason = f"{type(exc).__name__}: {exc}"
-        raise InputError(f"{path}: not a readable stanet-rt checkpoint ({reason})") from None
+        # Only the exception's type: torch's messages run over several lines (and its weights-only
+        # UnpicklingError advises weights_only=False, wrong for a corrupt or foreign file).
+        raise InputError(f"{path}: not a readable stanet-rt checkpoint ({type(exc).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(f"{path}: not a stanet-rt checkpoint (missing format tag {FORMAT!r})")
     return payload

@@ -236,15 +236,22 @@ def _st() -> ModelConfig:
     return ModelConfig("st", "st", RESNEXT101, input_size=256, window_offsets=(-1, 0, 1))
 
 
+# S+ / SA+ read 3 graph nodes of one frame each (anchor first). Which frames the partners are depends
+# on the sampling term (short / long / cross, spec 4.2); the offsets fix the count (3 frames per
+# sample, which the cost count of ``stanet-rt info`` needs), as in training/presets.py.
+PLUS_NODE_OFFSETS = (0, 1, 2)
+
+
 @register_config("s_plus")
 def _s_plus() -> ModelConfig:
-    return ModelConfig("s_plus", "s_plus", VGG16_D1, input_size=256)
+    return ModelConfig("s_plus", "s_plus", VGG16_D1, input_size=256, window_offsets=PLUS_NODE_OFFSETS)
 
 
 @register_config("sa_plus")
 def _sa_plus() -> ModelConfig:
     return ModelConfig(
-        "sa_plus", "sa_plus", VGG16_D1, input_size=256, audio=AUDIO, audio_backbone=AUDIO_RESNET18
+        "sa_plus", "sa_plus", VGG16_D1, input_size=256, window_offsets=PLUS_NODE_OFFSETS, audio=AUDIO,
+        audio_backbone=AUDIO_RESNET18,
     )
 
 

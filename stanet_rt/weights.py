@@ -8,7 +8,8 @@ Supported files:
   indices; the replaced pool and the dilation carry no weights); ``classifier.*`` is ignored.
 - VGGSound ``vggsound_netvlad.pth.tar`` (a dict with ``model_state_dict``, keys as in hche11/VGGSound
   ``models/resnet.py`` @1e75f4d: ``conv1``, ``layer1..4``, ``avgpool.{conv,centroids}``): the 309-way
-  ``fc_`` is ignored.
+  ``fc_`` is ignored. Audio weights nested under a prefix (``audnet.``: the audio net inside the
+  original STANet models; ``audio_net.``: inside a stanet-rt checkpoint) load from that sub-dict.
 - stanet-rt checkpoints and plain state dicts saved from ``DataParallel`` (``module.`` prefixes are
   stripped).
 Anything else that does not match is an error naming the file and the first offending keys.
@@ -31,6 +32,12 @@ _IGNORED_PREFIXES = {
     "resnet": ("fc.",),
     "vgg": ("classifier.",),
     "audio": ("fc_.", "fc."),
+}
+# Prefixes under which a file may nest the weights of a family (the rest of the file is not used).
+_NESTED_PREFIXES = {
+    "resnet": (),
+    "vgg": (),
+    "audio": ("audnet.", "audio_net."),
 }
 
 
@@ -58,6 +65,18 @@ def _family(cfg: BackboneConfig) -> str:
     if cfg.name == "audio_resnet18":
         return "audio"
     return "resnet"
+
+
+def select_nested(state: dict[str, Tensor], own: set[str], prefixes: tuple[str, ...]) -> dict[str, Tensor]:
+    """``state`` itself when it has keys of the module (``own``); otherwise the keys under the first of
+    ``prefixes`` that the file uses, with the prefix stripped; otherwise ``state`` unchanged."""
+    if any(k in own for k in state):
+        return state
+    for prefix in prefixes:
+        sub = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+        if sub:
+            return sub
+    return state
 
 
 def load_into(module: nn.Module, state: dict[str, Tensor], source: str, ignored: tuple[str, ...] = ()) -> None:
@@ -88,7 +107,8 @@ def load_backbone_weights(module: nn.Module, cfg: BackboneConfig, path: str | Pa
     ignored = _IGNORED_PREFIXES[_family(cfg)]
     if _family(cfg) == "resnet" and getattr(module, "num_stages", 4) < 4:
         ignored = (*ignored, *(f"layer{i}." for i in range(module.num_stages + 1, 5)))
-    load_into(module, read_state_dict(path), str(path), ignored)
+    state = select_nested(read_state_dict(path), set(module.state_dict()), _NESTED_PREFIXES[_family(cfg)])
+    load_into(module, state, str(path), ignored)
 
 
 def load_pretrained(model: nn.Module, config: ModelConfig) -> list[str]:

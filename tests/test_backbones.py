@@ -212,6 +212,17 @@ def test_vgg_d1_is_stride_8(size: int, grid: int) -> None:
     assert (out >= 0).all()  # ends in the ReLU after conv5_3, no pool
 
 
+@pytest.mark.parametrize("size", [64, 100, 255, 356, 37])
+def test_grid_sizes_match_the_outputs(size: int) -> None:
+    """``grid_sizes`` (what students' ``feature_shapes`` use) is exact for any size: the ResNet stride-2
+    ops round up, the VGG 2x2 max-pools round down (100 -> 13 at /8 for ResNet, 12 for VGG)."""
+    x = torch.randn(1, 3, size, size)
+    for net in (build_backbone(TINY_RESNET), build_backbone(TINY_RESNET, num_stages=3), build_backbone(TINY_VGG)):
+        with torch.no_grad():
+            outs = net(x)
+        assert net.grid_sizes(size) == tuple(o.shape[-1] for o in outs) == tuple(o.shape[-2] for o in outs)
+
+
 def _reference_netvlad(x: torch.Tensor, conv: nn.Conv2d, centroids: torch.Tensor) -> torch.Tensor:
     """hche11/VGGSound NetVLAD.forward, written with the explicit (B, K, C, N) residual tensor."""
     n, c = x.shape[:2]

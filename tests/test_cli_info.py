@@ -87,17 +87,24 @@ def test_cli_table_and_json() -> None:
     assert data == model_info("tiny_lite")
 
 
+@pytest.mark.parametrize("name,frames", [("s_plus", 3), ("sa_plus", 3), ("st_plus", 9)])
+def test_plus_teacher_info_counts_every_node(name: str, frames: int) -> None:
+    """The "+" teachers read 3 graph nodes (ST+: 3 triplets): their window reflects it, and the cost is
+    one forward over all of them (spec 10: 32.7 G per frame @256 for trunk + CAM head, plus the graph)."""
+    info = model_info(name)
+    assert len(info["window_offsets"]) == frames
+    per_frame = 25.48 + 7.26  # VGG16-D1 + "+" CAM head @256 (spec 10)
+    assert info["gmac"]["per_frame_cached"] == pytest.approx(frames * per_frame, rel=0.05)
+
+
 @pytest.mark.parametrize("make_arg,message", [
-    (lambda tmp: "no_such_model", "error: no_such_model: neither a registered config"),
-    pytest.param(
-        lambda tmp: str(_garbage(tmp)), "not a readable stanet-rt checkpoint",
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "checkpoint.read_checkpoint embeds torch's multi-line UnpicklingError text in its InputError "
-            "(file not writable by M1; see report)")),
-    ),
+    (lambda tmp: ["no_such_model"], "error: no_such_model: neither a registered config"),
+    (lambda tmp: [str(_garbage(tmp))], "not a readable stanet-rt checkpoint"),
+    (lambda tmp: ["tiny_lite", "--size", "0"], "error: input size 0: must be at least"),
+    (lambda tmp: ["tiny_lite", "--size", "-5"], "error: input size -5: must be at least"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, make_arg, message: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "stanet_rt.cli", "info", make_arg(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "stanet_rt.cli", "info", *make_arg(tmp_path)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()

@@ -91,9 +91,7 @@ def test_head_reads_every_frame_of_the_window(name: str) -> None:
 
 
 @pytest.mark.parametrize("name,size", [("tiny_sta", 100), ("tiny_sta", 356), ("tiny_lite", 100),
-                                       pytest.param("tiny_sta_plus", 100, marks=pytest.mark.xfail(
-                                           strict=True, reason="students._conv_out rounds up for the VGG "
-                                           "trunk, whose 2x2 max-pools round down (100 px: 12, not 13)"))])
+                                       ("tiny_sta_plus", 100), ("tiny_sta_plus", 255)])
 def test_feature_shapes_at_sizes_not_divisible_by_the_stride(name: str, size: int) -> None:
     model = _model(name)
     frames, spec = _clip(model.config, batch=1, size=size)
@@ -130,10 +128,9 @@ def test_sta_plus_switch_sees_the_frame_at_its_own_size() -> None:
     assert sizes == [(32, 32)]
 
 
-@pytest.mark.xfail(strict=True, reason="the STA+ AudioSwitch is not frozen: model.train() puts its BN in "
-                   "training mode (running stats drift, batch-dependent decisions) and its parameters "
-                   "require grad but never get one (DDP without find_unused_parameters fails)")
 def test_sta_plus_switch_stays_frozen_in_training() -> None:
+    """model.train() must not put the switch's BN in training mode (running stats drift, batch-dependent
+    decisions), and its parameters must not require grad (DDP without find_unused_parameters)."""
     model = _model("tiny_sta_plus").train()
     before = {k: v.clone() for k, v in model.switch.state_dict().items()}
     frames, spec = _clip(model.config)
@@ -144,13 +141,34 @@ def test_sta_plus_switch_stays_frozen_in_training() -> None:
         torch.testing.assert_close(v, before[k])
 
 
-@pytest.mark.xfail(strict=True, reason="the STA+ AudioSwitch reads the student's (fine-tuned) audio "
-                   "embedding instead of its own audio net, so a trained audio_switch does not load into it")
 def test_trained_audio_switch_loads_into_sta_plus() -> None:
+    """The switch has its own audio net (not the student's fine-tuned one): a trained audio_switch loads."""
     switch = build_model(get_config("tiny_audio_switch"))
     model = _model("tiny_sta_plus")
     assert isinstance(switch, AudioSwitch)
     model.switch.load_state_dict(switch.state_dict())  # strict: same keys and shapes
+
+
+def test_sta_plus_audio_embedding_is_student_then_switch() -> None:
+    """One exported ``audio_embedding``: [student audio net, AudioSwitch audio net]; encode splits it and the
+    switch inside decides as the standalone trained switch does on the same frame and audio."""
+    model = _model("tiny_sta_plus")
+    torch.manual_seed(1)
+    switch = build_model(get_config("tiny_audio_switch")).eval()
+    model.switch.load_state_dict(switch.state_dict())
+    frames, spec = _clip(model.config)
+    x, s = frames[:, 0], spec[:, 0]
+    own = model.audio_net.out_dim
+    assert model.audio_embedding_dim == own + switch.audio_net.out_dim
+    with torch.no_grad():
+        emb = model.encode_audio(s)
+        assert emb.shape == (2, model.audio_embedding_dim)
+        torch.testing.assert_close(emb[:, :own], model.audio_net(s))
+        torch.testing.assert_close(emb[:, own:], switch.audio_net(s))
+        decision = switch.decision(switch(x, s))  # switch_input_size == input_size here: no resize
+        torch.testing.assert_close(model.switch(x, emb[:, own:]), switch(x, s))
+        expected = model.extra_av(emb[:, :own], model.backbone(x)[0]) * decision[:, :, None, None]
+        torch.testing.assert_close(model.encode(x, emb)["av"], expected)
 
 
 @pytest.mark.parametrize("name", ["tiny_sta", "tiny_lite", "tiny_sta_plus"])

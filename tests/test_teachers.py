@@ -114,9 +114,8 @@ def test_sa_audio_reaches_refined_but_not_raw() -> None:
         model(frames)
 
 
-@pytest.mark.xfail(strict=True, reason="spec 4.3: SA+ takes its raw logits AFTER the audio fusion; "
-                   "teachers.py takes them from the CAM head (undocumented difference)")
 def test_sa_plus_raw_logits_follow_the_audio() -> None:
+    """Spec 4.3: SA+ takes its raw logits AFTER the audio fusion (unlike SA, whose raw CAM is audio-free)."""
     model = _audio_sensitive("sa_plus")
     frames, spec = _clip("sa_plus", 1, 64)
     with torch.no_grad():
@@ -138,14 +137,10 @@ def test_batch_independent_in_eval(arch: str) -> None:
         )
 
 
-@pytest.mark.parametrize(
-    "arch",
-    [pytest.param(a, marks=pytest.mark.xfail(strict=True, reason="S+ builds extra_fuse and never uses it "
-                                                "(DDP without find_unused_parameters fails)"))
-     if a == "s_plus" else a for a in TEACHERS],
-)
+@pytest.mark.parametrize("arch", TEACHERS)
 def test_every_parameter_is_trained(arch: str) -> None:
-    """No declared-but-unused modules (spec 9.3 "dead weight"): the loss reaches every parameter."""
+    """No declared-but-unused modules (spec 9.3 "dead weight"): the loss reaches every parameter (DDP
+    without find_unused_parameters needs it; S+ once built an extra_fuse it never used)."""
     model = _model(arch).train()
     frames, spec = _clip(arch, 2, 64)
     labels = F.one_hot(torch.tensor([1, 2]), model.config.num_classes).float()
@@ -160,10 +155,9 @@ def test_plus_graph_shares_the_attention_gate() -> None:
         assert (model.extra_graph.gru is None) == (arch == "st_plus")  # ST+: FRL only, no ConvGRU
 
 
-@pytest.mark.xfail(strict=True, raises=ImportError,
-                   reason="brief M2 / training brief name a module-level cam_for_class(outputs, labels); "
-                          "teachers.py has the SCAMTeacher.cam / anchor_logits methods instead")
 def test_module_level_cam_for_class() -> None:
+    """The module-level ``cam_for_class(outputs, labels)`` that the training brief names (class indices or
+    one-hot rows) is the teachers' CAM export rule."""
     from stanet_rt.models.teachers import cam_for_class
 
     model = _model("st")
@@ -172,3 +166,30 @@ def test_module_level_cam_for_class() -> None:
         out = model(frames)
     labels = torch.tensor([1, 2])
     torch.testing.assert_close(cam_for_class(out, labels), model.cam(out, labels))
+    one_hot = F.one_hot(labels, model.config.num_classes).float()
+    torch.testing.assert_close(cam_for_class(out, one_hot), model.cam(out, labels))
+
+
+def test_s_plus_node_is_the_attention_term() -> None:
+    """Spec 4.1: an S+ graph node is ReLU(x + SelfAttGate(x)), no fusion conv is built."""
+    model = _model("s_plus", live=True)
+    assert model.extra_fuse is None
+    frames, _ = _clip("s_plus", 1, 64)
+    seen = []
+    model.extra_graph.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    with torch.no_grad():
+        out = model(frames)
+    x = out.raw_cams.flatten(0, 1)
+    torch.testing.assert_close(seen[0].flatten(0, 1), F.relu(x + model.extra_attention(x)))
+
+
+@pytest.mark.parametrize("arch", ["s_plus", "sa_plus", "st_plus"])
+def test_plus_teachers_need_three_nodes(arch: str) -> None:
+    """The paper "+" configs read 3 nodes (ST+: 3 triplets); other frame counts are clear errors."""
+    assert len(get_config(arch).window_offsets) == LAYOUT[arch][0]
+    model = _model(arch)
+    frames, spec = _clip(arch, 1, 64)
+    with pytest.raises(ValueError, match="3 graph nodes"):
+        model(frames[:, :2], spec[:, :2])
+    with pytest.raises(ValueError, match="window_offsets"):
+        build_model(get_config(f"tiny_{arch}").replace(window_offsets=(0,)))

@@ -131,3 +131,40 @@ def test_load_pretrained_applies_audio_weights(tmp_path) -> None:
     assert load_pretrained(model, cfg) == [f"audio_net <- {path}"]
     spec = torch.randn(2, 1, 257, 48)
     torch.testing.assert_close(model.eval().encode_audio(spec), audio(spec))
+
+
+@pytest.mark.parametrize("prefix", ["audnet.", "module.", "module.audnet."])
+def test_vggsound_audio_weights_under_a_prefix_load(tmp_path, prefix: str) -> None:
+    """Audio weights saved from DataParallel (``module.``) or inside the original STANet models (``audnet.``,
+    next to the rest of the model, which is not used) load into the audio net with the prefix stripped."""
+    src = _randomise(build_audio_net(TINY_AUDIO, 4), 5)
+    state = {f"{prefix}{k}": v for k, v in src.state_dict().items()}
+    state[f"{prefix}fc_.weight"] = torch.zeros(309, src.out_dim)
+    if "audnet." in prefix:  # the visual part of the original model shares the file
+        state[prefix.removesuffix("audnet.") + "features.0.weight"] = torch.zeros(8, 3, 3, 3)
+    path = _save(tmp_path / "vggsound_netvlad.pth.tar", {"model_state_dict": state})
+    dst = build_audio_net(TINY_AUDIO, 4).eval()
+    load_backbone_weights(dst, TINY_AUDIO, path)
+    spec = torch.randn(2, 1, 257, 48)
+    torch.testing.assert_close(dst(spec), src(spec))
+
+
+def test_audio_weights_from_a_stanet_rt_checkpoint(tmp_path) -> None:
+    """A student checkpoint's ``audio_net.*`` tensors load as audio weights (e.g. into another model)."""
+    from stanet_rt.checkpoint import save_checkpoint
+
+    cfg = get_config("tiny_sta")
+    student = build_model(cfg)
+    _randomise(student.audio_net, 6)
+    path = save_checkpoint(tmp_path / "sta.pt", student)
+    dst = build_audio_net(TINY_AUDIO, cfg.netvlad_clusters).eval()
+    load_backbone_weights(dst, TINY_AUDIO, path)
+    spec = torch.randn(2, 1, 257, 48)
+    torch.testing.assert_close(dst(spec), student.audio_net.eval()(spec))
+
+
+def test_audio_weights_without_the_audio_net_are_an_error(tmp_path) -> None:
+    path = _save(tmp_path / "visual.pth", {"audnet_x.conv1.weight": torch.zeros(1), "features.0.weight":
+                                           torch.zeros(1)})
+    with pytest.raises(WeightsError, match=r"visual\.pth: does not match AudioNet: .*missing keys"):
+        load_backbone_weights(build_audio_net(TINY_AUDIO, 4), TINY_AUDIO, path)

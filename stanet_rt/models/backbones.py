@@ -123,6 +123,16 @@ class ResNet(nn.Module):
     def stages(self) -> list[nn.Module]:
         return [getattr(self, f"layer{i + 1}") for i in range(self.num_stages)]
 
+    def grid_sizes(self, size: int) -> tuple[int, ...]:
+        """Spatial size of every stage's output for an input side ``size``: every stride-2 op here
+        (7x7/2 conv pad 3, 3x3/2 max-pool pad 1, 3x3/2 conv pad 1, 1x1/2 conv) gives ceil(n / 2)."""
+        sizes = []
+        n = (size + 1) // 2  # conv1
+        for _ in range(self.num_stages):
+            n = (n + 1) // 2  # the max-pool before layer1, the first stride-2 conv of layer2..4
+            sizes.append(n)
+        return tuple(sizes)
+
     def stem(self, x: Tensor) -> Tensor:
         return self.maxpool(self.relu(self.bn1(self.conv1(x))))
 
@@ -166,6 +176,11 @@ class VGG16D1(nn.Module):
         self.features = nn.Sequential(*mods)
         self.channels: tuple[int, ...] = (widths[-1],)
         self.strides: tuple[int, ...] = (8,)
+
+    def grid_sizes(self, size: int) -> tuple[int]:
+        """Output side for an input side ``size``: the three 2x2 max-pools each round down (n // 2);
+        the 3x3 stride-1 pool and the padded / dilated convs keep the size."""
+        return (size // 2 // 2 // 2,)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         return [self.features(x)]

@@ -8,14 +8,17 @@ Spec section 10 estimates (analytic) vs what this counter measures (meta-device 
 | STA @356 params (used)        | 99.7 M     | 99.7 M             |
 | STA @356 GMAC/frame cached    | ~44.7      | 44.68              |
 | STA @356 GMAC/frame uncached  | ~134       | 133.9              |
-| STA+ @256 GMAC/frame cached   | ~79        | 78.6 (switch incl.)|
-| STA+ @256 GMAC/frame uncached | ~431       | 697                |
+| STA+ @256 params (+ switch)   | 135.5 M    | 135.6 M            |
+| STA+ @256 GMAC/frame cached   | ~79        | 79.1 (switch incl.)|
+| STA+ @256 GMAC/frame uncached | ~431       | 702                |
+| S+ @256 GMAC per 3-node window| ~99        | 99.3               |
 | S @256 params / GMAC          | 58.0 M/19.2| 58.0 M / 19.2      |
 | AudioSwitch @356              | 101.3 M/44.5| 101.3 M / 44.5    |
 
 STA+ uncached differs because our STA+ computes the AudioSwitch decision in the per-frame encoder
 (9 switch passes per uncached window; the original ran it on the 3 node centres only). With caching,
-the streaming case, each frame is encoded once and the numbers agree.
+the streaming case, each frame is encoded once and the numbers agree. STA+'s "audio" part is both
+audio nets (the student's and the switch's own, 2 x 0.49 G).
 
 Imports torch and ``stanet_rt`` core modules.
 """
@@ -45,10 +48,15 @@ def resolve_config(name_or_path: str) -> tuple[ModelConfig, str]:
     raise InputError(f"{name_or_path}: neither a registered config ({', '.join(list_configs())}) nor a file")
 
 
+MIN_SIZE = 32  # the coarsest feature stride: every trunk keeps at least a 1 x 1 grid
+
+
 def model_info(name_or_path: str, size: int | None = None) -> dict[str, Any]:
     """Parameters (total and per top-level submodule), GMACs per frame with/without caching, windows."""
     from stanet_rt.models.factory import build_model
 
+    if size is not None and size < MIN_SIZE:
+        raise InputError(f"input size {size}: must be at least {MIN_SIZE} pixels")
     config, source = resolve_config(name_or_path)
     with torch.device("meta"):
         model = build_model(config).eval()

@@ -10,7 +10,11 @@ Differences from the original, on purpose:
 - The head predicts the map of the offset-0 frame; the original also produced maps for t-1 / t+1
   from re-ordered stacks. ``forward_train`` returns the two decoder levels of that frame.
 - STA+ computes its AudioSwitch decision inside the encoder on the frame resized to
-  ``switch_input_size`` (the original loaded the node-centre frames again at 356 x 356).
+  ``switch_input_size`` (the original loaded the node-centre frames again at 356 x 356). The switch
+  keeps its own audio net (as the original's separately trained switch did), so its audio
+  embedding travels next to the student's: STA+'s ``encode_audio`` returns the two concatenated,
+  [student (A_s), switch (A_w)], and ``encode`` splits them (one ``audio_embedding`` tensor in the
+  exported graphs, ``audio_embedding_dim`` = A_s + A_w). The switch is frozen (eval mode, no grad).
 
 Imports torch and ``stanet_rt.{config,models}``.
 """
@@ -26,7 +30,6 @@ from torch import Tensor, nn
 from stanet_rt.config import ModelConfig
 from stanet_rt.models.backbones import build_audio_net, build_backbone
 from stanet_rt.models.blocks import (
-    FRL,
     AVFusion,
     CAMHead,
     CoAttentionGraph,
@@ -43,13 +46,6 @@ from stanet_rt.models.switch import AudioSwitch
 
 def _output_size(config: ModelConfig, output_size: tuple[int, int] | None) -> tuple[int, int]:
     return output_size if output_size is not None else (config.input_size, config.input_size)
-
-
-def _conv_out(size: int, stride: int) -> int:
-    """Spatial size after a ResNet/VGG trunk of total ``stride`` (each stride-2 op rounds up)."""
-    for _ in range(stride.bit_length() - 1):
-        size = (size + 1) // 2
-    return size
 
 
 class _AudioMixin:
@@ -102,13 +98,10 @@ class STAStudent(_AudioMixin, StudentModel):
 
     def feature_shapes(self, height: int, width: int) -> OrderedDict[str, tuple[int, ...]]:
         c = self.config.channels
-        shapes = OrderedDict(
-            s0=(c, _conv_out(height, 8), _conv_out(width, 8)),
-            s1=(c, _conv_out(height, 16), _conv_out(width, 16)),
-            x=(c, _conv_out(height, 32), _conv_out(width, 32)),
-        )
+        (_, h0, h1, h2), (_, w0, w1, w2) = self.backbone.grid_sizes(height), self.backbone.grid_sizes(width)
+        shapes = OrderedDict(s0=(c, h0, w0), s1=(c, h1, w1), x=(c, h2, w2))
         if self.audio_net is not None:
-            shapes["av"] = (1, _conv_out(height, 32), _conv_out(width, 32))
+            shapes["av"] = (1, h2, w2)
         return shapes
 
     def encode(self, frames: Tensor, audio_embedding: Tensor | None = None,
@@ -163,10 +156,13 @@ class STAPlusStudent(_AudioMixin, StudentModel):
             build_audio_net(config.audio_backbone, config.netvlad_clusters) if config.uses_audio else None
         )
         self.extra_cam = CAMHead(vis, k, config.head_depth, config.head_width)
-        self.extra_av = AVFusion(vis, self.audio_embedding_dim, k, config.av_dim) if self.audio_net else None
+        self.extra_av = AVFusion(vis, self.audio_net.out_dim, k, config.av_dim) if self.audio_net else None
         self.switch = None
         if config.use_switch and self.audio_net is not None:
-            self.switch = AudioSwitch(config.replace(backbone=config.switch_backbone or config.backbone))
+            # A separately trained network with its own audio net (a trained ``audio_switch`` state dict
+            # loads into it as is), frozen: eval mode under ``train()``, no gradients (spec 7).
+            self.switch = AudioSwitch(config.replace(backbone=config.switch_backbone or config.backbone),
+                                      own_audio_net=True).freeze()
         self.extra_temporal = TemporalGate(k, 1, frames=3)
         self.extra_attention = SelfAttentionGate(k)
         n_terms = 3 if self.audio_net is not None else 2
@@ -178,11 +174,23 @@ class STAPlusStudent(_AudioMixin, StudentModel):
         self.extra_readout = nn.Sequential(
             nn.Conv2d(2 * k, k, 1, bias=False), nn.BatchNorm2d(k), nn.ReLU(inplace=True), nn.Conv2d(k, 1, 1)
         )
-        self.frl = FRL(config.refine_rate, config.refine_thresh)
         init_heads(nn.ModuleList(m for n, m in self.named_children() if n.startswith("extra")))
 
+    @property
+    def audio_embedding_dim(self) -> int:
+        """The student's embedding, then the AudioSwitch's (one ``audio_embedding`` tensor for export)."""
+        switch_dim = self.switch.audio_net.out_dim if self.switch is not None else 0
+        return super().audio_embedding_dim + switch_dim
+
+    def encode_audio(self, spectrogram: Tensor) -> Tensor:
+        """(B, 1, 257, 48) -> (B, A): [student embedding, AudioSwitch embedding] concatenated."""
+        emb = super().encode_audio(spectrogram)
+        if self.switch is None:
+            return emb
+        return torch.cat([emb, self.switch.audio_net(spectrogram)], dim=1)
+
     def feature_shapes(self, height: int, width: int) -> OrderedDict[str, tuple[int, ...]]:
-        h, w = _conv_out(height, 8), _conv_out(width, 8)
+        (h,), (w,) = self.backbone.grid_sizes(height), self.backbone.grid_sizes(width)
         shapes = OrderedDict(x=(self.config.num_classes, h, w))
         if self.audio_net is not None:
             shapes["av"] = (1, h, w)
@@ -194,10 +202,11 @@ class STAPlusStudent(_AudioMixin, StudentModel):
         feats = OrderedDict(x=self.extra_cam(v))
         if self.extra_av is not None:
             emb, on = self.audio_inputs(frames.shape[0], audio_embedding, audio_on, frames)
-            if self.switch is not None:
+            own = self.audio_net.out_dim
+            if self.switch is not None and audio_embedding is not None:  # without audio, on is 0 anyway
                 size = self.config.switch_input_size or self.config.input_size
-                on = on * self.switch.decision(self.switch(resize_to(frames, (size, size)), emb))
-            feats["av"] = self.extra_av(emb, v) * on[:, :, None, None]
+                on = on * self.switch.decision(self.switch(resize_to(frames, (size, size)), emb[:, own:]))
+            feats["av"] = self.extra_av(emb[:, :own], v) * on[:, :, None, None]
         return feats
 
     def _node_maps(self, window: dict[str, Tensor], output_size: tuple[int, int]) -> Tensor:

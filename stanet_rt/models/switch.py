@@ -4,8 +4,10 @@ Frame (B, 3, S, S) + audio embedding (B, A) -> 2-way logits (B, 2). The original
 module and thresholded the raw "on" logit at 0; here it is a normal module with a state dict, the
 bilinear layer is an einsum (export-friendly) and :meth:`AudioSwitch.decision` keeps the original
 hard rule (logit of class 1 > 0). Its audio net is its own (as in the original, where the switch
-was a separate network); when built inside STA+, it reads the student's audio embedding instead
-(one audio net per student; documented deviation that saves an 11 M-parameter pass per frame).
+was a separate network), also inside STA+, so a trained ``audio_switch`` state dict loads into
+STA+'s switch unchanged; STA+ computes the switch's embedding in its ``encode_audio`` and passes it
+in. :meth:`AudioSwitch.freeze` makes it a fixed decision inside a student (spec 7: the original
+ran it under ``no_grad`` in eval mode).
 
 Imports torch and ``stanet_rt.{config,models.backbones}``.
 """
@@ -39,6 +41,17 @@ class AudioSwitch(nn.Module):
         self.extra_bilinear_bias = nn.Parameter(torch.zeros(dim))
         nn.init.uniform_(self.extra_bilinear, -1 / dim**0.5, 1 / dim**0.5)
         self.extra_fc = nn.Linear(dim, 2)
+        self.frozen = False
+
+    def freeze(self) -> AudioSwitch:
+        """No gradients and eval mode for good: ``train()`` leaves a frozen switch in eval mode (BN
+        statistics fixed, batch-independent decisions) and DDP sees no parameter that wants a grad."""
+        self.frozen = True
+        self.requires_grad_(False)
+        return self.eval()
+
+    def train(self, mode: bool = True) -> AudioSwitch:
+        return super().train(mode and not self.frozen)
 
     def forward(self, frames: Tensor, audio: Tensor) -> Tensor:
         """frames (B, 3, S, S); audio: (B, A) embedding, or (B, 1, 257, 48) spectrogram with an own net."""

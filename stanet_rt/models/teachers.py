@@ -16,11 +16,15 @@ Input: frames (B, T, 3, H, W) (T = len(window_offsets); ST: t-1, t, t+1 in tempo
 spectrograms (B, T, 1, 257, 48). Output: :class:`TeacherOutputs`. Loss (spec): S/SA: MLSM(raw) +
 MLSM(refined); ST and the "+" models: 0.4 * sum MLSM(raw) + sum MLSM(refined/graph).
 
+As in the original: SA+'s "raw" maps (and logits) are taken after the audio fusion (spec 4.3), the
+other branches' straight from the CAM head; an S+ node is ReLU(x + SelfAttGate(x)) with no fusion
+conv. :func:`cam_for_class` is the CAM export rule (``SCAMTeacher.cam`` calls it).
+
 Differences from the original, on purpose: one gate formula ReLU(x + x * gate) for every branch (S's
 original concatenated [x, gate(x)] without it); S+ keeps the raw-CAM term in its exported CAM (its
 ``map_1`` was never assigned, spec 9.1.6); the ST temporal gate of frame i stacks (i-1, i, i+1) with
 edge frames repeated (the original used three ad-hoc orderings over a `.view`-scrambled tensor);
-declared-but-unused modules (Aup, extra_audio_d, ...) are not built.
+declared-but-unused modules (Aup, extra_audio_d, S+'s extra_conv_stfusion, ...) are not built.
 
 Imports torch and ``stanet_rt.{config,models}``.
 """
@@ -75,6 +79,9 @@ class SCAMTeacher(nn.Module):
         self.plus = arch in PLUS_ARCHS
         self.temporal = arch in ("st", "st_plus")
         self.uses_audio = arch in ("sa", "sa_plus")
+        if self.plus and len(config.window_offsets) != 3 * self.frames_per_node:
+            raise ValueError(f"{arch} reads 3 graph nodes of {self.frames_per_node} frame(s): window_offsets "
+                             f"must have {3 * self.frames_per_node} entries, got {config.window_offsets}")
         k = config.num_classes
         self.backbone = build_backbone(config.backbone, num_stages=3 if arch == "s" else None)
         vis = self.backbone.channels[-1]
@@ -89,8 +96,12 @@ class SCAMTeacher(nn.Module):
         if self.temporal:
             self.extra_temporal = TemporalGate(k, k, frames=3)
         n_terms = 1 + int(self.uses_audio) + int(self.temporal)
-        self.extra_fuse = nn.Conv2d(n_terms * k, k, 3 if (self.temporal or self.plus) else 1,
-                                    padding=1 if (self.temporal or self.plus) else 0)
+        self.extra_fuse: nn.Conv2d | None = None
+        if n_terms > 1 or not self.plus:
+            self.extra_fuse = nn.Conv2d(n_terms * k, k, 3 if (self.temporal or self.plus) else 1,
+                                        padding=1 if (self.temporal or self.plus) else 0)
+        # S+ has no fusion conv: its graph node is the attention term ReLU(x + SelfAttGate(x)) itself
+        # (spec 4.1); the original's fusion conv there (extra_conv_stfusion) was declared but unused.
         if self.plus:
             self.extra_graph = CoAttentionGraph(
                 k, 3, config.graph_rounds, use_gru=arch != "st_plus", gate=self.extra_attention.gate,
@@ -120,6 +131,9 @@ class SCAMTeacher(nn.Module):
 
     def forward(self, frames: Tensor, spectrograms: Tensor | None = None) -> TeacherOutputs:
         b, t = frames.shape[:2]
+        if self.plus and t != 3 * self.frames_per_node:
+            raise ValueError(f"{self.config.arch} expects frames (B, {3 * self.frames_per_node}, 3, H, W) "
+                             f"(3 graph nodes), got {tuple(frames.shape)}")
         feats = self.backbone(frames.flatten(0, 1))[-1]
         cams = self.extra_cam(feats)
         raw = cams.unflatten(0, (b, t))
@@ -132,7 +146,9 @@ class SCAMTeacher(nn.Module):
             terms.append(gated_residual(x, self.extra_av(emb, feats)))
         if self.temporal:
             terms.append(gated_residual(x, torch.sigmoid(self.extra_temporal(stacks))))
-        fused = self.extra_fuse(torch.cat(terms, dim=1)) if len(terms) > 1 or not self.plus else terms[0]
+        fused = self.extra_fuse(torch.cat(terms, dim=1)) if self.extra_fuse is not None else terms[0]
+        if self.plus and self.uses_audio:
+            raw = fused.unflatten(0, (b, t))  # spec 4.3: SA+'s raw maps / logits are the audio-fused ones
         if self.plus:
             refined = self.extra_graph(fused.unflatten(0, (b, 3)))
         else:
@@ -155,14 +171,23 @@ class SCAMTeacher(nn.Module):
         return raw_weight * raw + ref
 
     def cam(self, out: TeacherOutputs, classes: Tensor) -> Tensor:
-        """Anchor-frame CAM of ``classes`` (B,): ReLU((raw + refined) / 2), (B, h, w) (spec 3.1)."""
-        idx = torch.arange(classes.shape[0], device=classes.device)
-        raw = out.raw_cams[:, out.raw_centre][idx, classes]
-        ref = out.refined_cams[:, out.centre][idx, classes]
-        return F.relu((raw + ref) / 2)
+        """Anchor-frame CAM of ``classes``; see :func:`cam_for_class`."""
+        return cam_for_class(out, classes)
 
     def anchor_logits(self, out: TeacherOutputs) -> Tensor:
         """Logits deciding whether the anchor is correctly classified (S: raw, others: refined)."""
         if self.config.arch == "s":
             return out.raw_logits[:, out.raw_centre]
         return out.refined_logits[:, out.centre]
+
+
+def cam_for_class(outputs: TeacherOutputs, labels: Tensor) -> Tensor:
+    """Anchor-frame CAM of each sample's class: ReLU((raw + refined) / 2), (B, h, w) (spec 3.1).
+
+    ``labels``: class indices (B,), or one-hot / score rows (B, K) (their argmax is taken).
+    """
+    classes = labels.argmax(dim=1) if labels.dim() == 2 else labels
+    idx = torch.arange(classes.shape[0], device=classes.device)
+    raw = outputs.raw_cams[:, outputs.raw_centre][idx, classes]
+    ref = outputs.refined_cams[:, outputs.centre][idx, classes]
+    return F.relu((raw + ref) / 2)
