@@ -135,13 +135,14 @@ def test_train_all_synth_tiny_end_to_end(tmp_path):
         "pseudo-gt",
         "switch",
         "students",
+        "distill",
         "report",
     }
     preset = ctx.preset
     # every trainer finished and checkpointed with its config
     runs = [("scam-coarse", b) for b in preset.coarse] + [("scam-fine", b) for b in preset.fine]
     runs += [("scam-plus", b) for b in preset.plus] + [("switch", "audio_switch")]
-    runs += [("students", s) for s in preset.students]
+    runs += [("students", s) for s in preset.students] + [("distill", "lite")]
     for stage, branch in runs:
         meta = read_checkpoint(out / stage / branch / "checkpoint.pt")["meta"]
         assert meta["complete"] and meta["stage"] == stage and meta["branch"] == branch
@@ -173,23 +174,40 @@ def test_train_all_synth_tiny_end_to_end(tmp_path):
     sta_plus = load_checkpoint(out / "students" / "sta_plus.pt")[0]
     switch = read_checkpoint(out / "switch" / "audio_switch" / "checkpoint.pt")["state_dict"]
     torch.testing.assert_close(sta_plus.switch.extra_fc.weight, switch["extra_fc.weight"])  # loaded, frozen
+    own = {k.removeprefix("audio_net."): v for k, v in switch.items() if k.startswith("audio_net.")}
+    for k, v in sta_plus.switch.audio_net.state_dict().items():  # with its own audio net
+        torch.testing.assert_close(v, own[k])
+    # the distilled light student: causal stanet_lite trained on the fused teacher maps of every train / val frame
+    lite, lite_cfg, lite_meta = load_checkpoint(out / "students" / "lite.pt")
+    assert lite_cfg.arch == "stanet_lite" and lite_cfg.lookahead == 0 and "distilled" in lite_meta["kind"]
+    teacher_pngs = sorted(out.glob("distill/teacher_maps/*/*.png"))
+    assert len(teacher_pngs) == sum(r.n_frames for s in ("train", "val") for r in ctx.records(s))
     # the report
     report = json.loads((out / "report" / "synth_tiny_training.json").read_text())
     assert "centre bias" in report["scores"]["all"] and "STA" in report["scores"]["all"]
     assert "STA (audio off)" in report["scores"]["all"] and "STANet+" in report["scores"]["all"]
+    lite_row = report["scores"]["all"]["STANet-lite (distilled)"]
+    assert lite_row["teacher"] == "STANet+" and -1.0 <= lite_row["CC_vs_teacher"] <= 1.0
+    assert "STANet-lite (distilled) CC vs STANet+ maps" in report["acceptance"]
     assert (out / "report" / "synth_tiny_training.png").stat().st_size > 1000
     assert json.loads((out / "timings.json").read_text())["wall_s"]["total"] > 0
     # the students install as the runtime's default models (here into a scratch assets folder)
     from training.run_all import install_defaults
 
-    installed = install_defaults(ctx, assets=tmp_path / "assets")
-    assert [p.name for p in installed] == ["default.pt", "default_plus.pt"]
-    assert load_checkpoint(installed[0])[1].lookahead == 0  # the light STA-class student is causal
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    (assets / "default_plus.pt").write_bytes(b"stale")
+    installed = install_defaults(ctx, assets=assets)
+    assert [p.name for p in installed] == ["default.pt"]  # the distilled student alone replaces STA (+ STA+)
+    assert not (assets / "default_plus.pt").exists()
+    assert "distilled" in load_checkpoint(installed[0])[2]["kind"]
     # a second `train all` skips every finished stage and retrains nothing
     stamp = os.stat(out / "students" / "sta" / "checkpoint.pt").st_mtime_ns
+    lite_stamp = os.stat(out / "distill" / "lite" / "checkpoint.pt").st_mtime_ns
     logs.clear()
     ctx2 = make_context("synth-tiny", out, progress=False, threads=None, log=logs.append)
     run_all(ctx2, report=False)
     assert os.stat(out / "students" / "sta" / "checkpoint.pt").st_mtime_ns == stamp
+    assert os.stat(out / "distill" / "lite" / "checkpoint.pt").st_mtime_ns == lite_stamp
     assert not any(" epoch " in line for line in logs)
     assert any("done (" in line for line in logs)

@@ -88,7 +88,9 @@ class Preset:
     for the students, test for the report, val for the students' validation loss).
     ``fine_from_coarse``: the fine S / SA / ST start from their coarse checkpoints; ``warm_start``:
     student -> (``<stage>/<branch>`` run, parameter-name prefixes) it starts from (CPU presets: stand-ins
-    for the paper's pretrained trunks, see ``training.init``).
+    for the paper's pretrained trunks, see ``training.init``). ``distill``: the causal light student of
+    ``stanet-rt train distill`` (``training.stages.distill``), trained on the fused STANet+ maps blended
+    with the pseudo-GT by ``distill_pgt_weight``; ``warm_start['lite']`` may start it from a model.
     """
 
     name: str
@@ -109,6 +111,8 @@ class Preset:
     export_splits: tuple[str, ...] = ("train", "val", "test")
     fine_from_coarse: bool = False
     warm_start: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    distill: Trainer | None = None
+    distill_pgt_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for name in self.plus:
@@ -137,6 +141,7 @@ class Preset:
             plus={k: ep(t) for k, t in self.plus.items()},
             switch=ep(self.switch),
             students={k: ep(t) for k, t in self.students.items()},
+            distill=ep(self.distill) if self.distill is not None else None,
         )
 
 
@@ -190,6 +195,9 @@ def _paper() -> Preset:
         "sta": Trainer(get_config("sta"), sgd(1e-3, 1, wd=1e-4), _NO_CROP),
         "sta_plus": Trainer(get_config("sta_plus"), sgd(1e-3, 1, wd=1e-4), _NO_CROP),
     }
+    # not in the paper (issue #8): the light causal student distilled from the fused STANet+ output,
+    # with the students' optimiser at batch 8
+    distill = Trainer(get_config("stanet_lite"), sgd(1e-3, 8, wd=1e-4), _NO_CROP)
     return Preset(
         "paper",
         "spec Appendix A: the paper's backbones, sizes, learning rates and epochs (needs AVE)",
@@ -200,6 +208,8 @@ def _paper() -> Preset:
         switch=switch,
         students=students,
         val_stride=30,
+        distill=distill,
+        distill_pgt_weight=0.25,
     )
 
 
@@ -331,16 +341,22 @@ def _light_preset(
             "sta": tr("sta", "student", 1e-3, _NO_CROP),
             "sta_plus": tr("sta_plus", "student", 1e-3, _NO_CROP),
         },
+        # the light student distilled from STA + STA+ fused: STA's causal stanet_lite, started from the
+        # trained STA (all of it), then trained on the teacher's maps
+        distill=replace(
+            tr("sta", "student", 5e-4, _NO_CROP), config=cfg["sta"].replace(name=cfg["sta"].name + "_distilled")
+        ),
         synth=synth,
         val_stride=4,
         export_splits=("train", "test"),
         fine_from_coarse=True,
         # STA: trunk, audio net and the audio-visual fusion's projections of the fine SA teacher (one
         # consistent audio path that already tells the tagged class); STA+: trunk and CAM head of SA+
-        # (its audio net is the AudioSwitch's, which reads it)
+        # (its audio net starts from the AudioSwitch's; the switch inside keeps its own, frozen)
         warm_start={
             "sta": ("scam-fine/sa", ("backbone.", "audio_net.", "extra_av.")),
             "sta_plus": (f"scam-plus/{sa_plus}", ("backbone.", "extra_cam.")),
+            "lite": ("students/sta", ("",)),
         },
     )
 

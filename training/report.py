@@ -37,21 +37,24 @@ from stanet_rt.errors import InputError
 from stanet_rt.eval.baselines import centre_bias
 from stanet_rt.eval.evaluate import evaluate_maps
 from training.data.atomic import write_text
-from training.data.datasets import ClipDataset
 from training.data.pseudo_gt import available_frames, pseudo_gt_path, read_pseudo_gt
 from training.data.records import VideoRecord
-from training.stages.common import StageContext, loader
+from training.stages.common import StageContext
 from training.stages.students import (
     STUDENT_ORDER,
     load_student,
-    predict_window,
     stanet_plus_fusion,
     student_file,
+    student_maps,
 )
 
 METRICS = ("CC", "NSS", "AUC_J", "SIM")
 SUBSETS = ("all", "distractor", "distractor_events")
-NAMES = {"sta": "STA", "sta_plus": "STA+"}
+NAMES = {"sta": "STA", "sta_plus": "STA+", "lite": "STANet-lite (distilled)"}
+LITE = NAMES["lite"]
+TEACHER = "STANet+"
+MIN_TEACHER_CC = 0.85  # issue 8: the distilled student's maps against the fused teacher's
+MIN_TEACHER_RATIO = 0.9  # issue 8: its metrics against the truth within 10 % of the teacher's
 AUDIO_OFF = " (audio off)"
 
 
@@ -70,29 +73,6 @@ def read_truth(data: Path, video_id: str) -> tuple[np.ndarray, np.ndarray, dict[
         density, fixations = f["density"][()], f["fixations"][()]
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
     return density, fixations, meta
-
-
-@torch.no_grad()
-def student_maps(
-    model: torch.nn.Module,
-    config,
-    records: list[VideoRecord],
-    store,
-    size: int,
-    audio_on: float,
-    batch: int = 16,
-) -> dict[str, np.ndarray]:
-    """Every frame's map of every video: {video_id: (T, size, size) float32 in [0, 1]}; windows at the
-    ends are edge-padded (as the runtime)."""
-    ds = ClipDataset(records, config, offsets=config.window_offsets, store=store, augment=None)
-    out = {r.video_id: np.zeros((r.n_frames, size, size), np.float32) for r in records}
-    model.eval()
-    for b in loader(ds, batch):
-        maps = predict_window(model, b["frames"], b.get("spectrograms"), audio_on)
-        maps = F.interpolate(maps[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
-        for i in range(len(maps)):
-            out[records[int(b["video_index"][i])].video_id][int(b["frame_index"][i])] = maps[i].numpy()
-    return out
 
 
 def _score(
@@ -123,7 +103,7 @@ def evaluate_test_set(
     size = ctx.preset.frame_size
     store = ctx.store("test")
     preds: dict[str, dict[str, np.ndarray]] = {}
-    for name in STUDENT_ORDER:
+    for name in (*STUDENT_ORDER, "lite"):
         path = student_file(ctx, name)
         if not path.is_file():
             continue
@@ -195,23 +175,54 @@ def evaluate_test_set(
                 "preds": {m: p[rec.video_id] for m, p in preds.items()},
             }
     scores = {subset: {m: _aggregate(r) for m, r in methods.items()} for subset, methods in rows.items()}
+    teacher = TEACHER if TEACHER in preds else next((NAMES[n] for n in STUDENT_ORDER if NAMES[n] in preds), None)
+    if LITE in preds and teacher is not None and LITE in scores["all"]:
+        scores["all"][LITE]["CC_vs_teacher"] = teacher_agreement(preds[LITE], preds[teacher], records)
+        scores["all"][LITE]["teacher"] = teacher
     return scores, examples
 
 
+def teacher_agreement(student: dict[str, np.ndarray], teacher: dict[str, np.ndarray],
+                      records: list[VideoRecord]) -> float:
+    """Mean over videos of the mean per-frame CC between two methods' maps (the distilled student
+    against its teacher)."""
+    from stanet_rt.eval.metrics import cc
+
+    per_video = []
+    for r in records:
+        ccs = np.array([cc(student[r.video_id][t], teacher[r.video_id][t]) for t in range(r.n_frames)])
+        ccs = ccs[np.isfinite(ccs)]
+        if ccs.size:
+            per_video.append(float(ccs.mean()))
+    return round(float(np.mean(per_video)), 4) if per_video else float("nan")
+
+
 def acceptance(scores: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]:
-    """The issue's checks: pseudo-GT and students beat the centre bias by >= 0.2 CC (all test videos);
-    audio-gated models beat their audio-free twins on the same-class-distractor clips (CC)."""
+    """The issues' checks: pseudo-GT and students beat the centre bias by >= 0.2 CC (all test videos);
+    audio-gated models beat their audio-free twins on the same-class-distractor clips (CC); the distilled
+    light student's maps agree with its teacher's (CC >= 0.85) and its metrics against the truth are
+    within 10 % of the teacher's (issue 8)."""
     checks: dict[str, Any] = {}
     allv = scores.get("all", {})
     centre = allv.get("centre bias", {}).get("CC")
-    for m in ("pseudo-GT", "STA", "STA+", "STANet+"):
+    for m in ("pseudo-GT", "STA", "STA+", "STANet+", LITE):
         if m in allv and centre is not None:
             ref = allv["centre bias (pseudo-GT frames)"]["CC"] if m == "pseudo-GT" else centre
             gain = allv[m]["CC"] - ref
             checks[f"{m} CC - centre CC"] = {"value": round(gain, 4), "pass": bool(gain >= 0.2)}
+    lite = allv.get(LITE, {})
+    if "CC_vs_teacher" in lite:
+        value = lite["CC_vs_teacher"]
+        checks[f"{LITE} CC vs {lite['teacher']} maps"] = {"value": value, "pass": bool(value >= MIN_TEACHER_CC)}
+        for k in METRICS:
+            ref = allv.get(lite["teacher"], {}).get(k)
+            if ref:
+                ratio = lite[k] / ref
+                checks[f"{LITE} {k} / {lite['teacher']} {k}"] = {
+                    "value": round(ratio, 4), "pass": bool(ratio >= MIN_TEACHER_RATIO)}
     for subset in ("distractor", "distractor_events"):
         sub = scores.get(subset, {})
-        for m in ("STA", "STA+", "STANet+"):
+        for m in ("STA", "STA+", "STANet+", LITE):
             if m in sub and m + AUDIO_OFF in sub:
                 gain = sub[m]["CC"] - sub[m + AUDIO_OFF]["CC"]
                 checks[f"{m} audio on - off CC ({subset})"] = {
@@ -338,7 +349,7 @@ def write_report(ctx: StageContext, results_dir: Path | None = None) -> dict[str
         "timings": json.loads(timings_path.read_text(encoding="utf-8")) if timings_path.is_file() else {},
         "student_mb": {
             n: round(student_file(ctx, n).stat().st_size / 1e6, 3)
-            for n in STUDENT_ORDER
+            for n in (*STUDENT_ORDER, "lite")
             if student_file(ctx, n).is_file()
         },
         "machine": machine_info(),

@@ -161,22 +161,32 @@ DEFAULT_FILES = {"sta": "default.pt", "sta_plus": "default_plus.pt"}
 MAX_DEFAULT_MB = 5.0
 
 
+def default_sources(ctx: StageContext) -> dict[str, Path]:
+    """Which of the run's model files become which default: the distilled light student alone when it
+    exists (issue 8: it replaces the light STA and makes the fusion unnecessary, so ``run`` stays live
+    on a CPU), else the students STA (+ STA+, fused by the runtime)."""
+    from training.stages.distill import distilled_file
+    from training.stages.students import student_file
+
+    if distilled_file(ctx).is_file():
+        return {"default.pt": distilled_file(ctx)}
+    return {target: student_file(ctx, name) for name, target in DEFAULT_FILES.items()
+            if student_file(ctx, name).is_file()}
+
+
 def install_defaults(ctx: StageContext, assets: Path | None = None) -> list[Path]:
-    """Copy the run's student model files into the package's assets as the runtime's default models
-    (``stanet_rt/assets/default.pt`` = the STA-class student, ``default_plus.pt`` = STA+), each only if
-    it is at most ``MAX_DEFAULT_MB``. Returns the files written."""
+    """Copy the run's model files into the package's assets as the runtime's default models (see
+    :func:`default_sources`), each only if it is at most ``MAX_DEFAULT_MB``; a default the run does not
+    replace is removed (the runtime fuses every default it finds). Returns the files written."""
     import shutil
 
     from stanet_rt.models.default import ASSETS
     from training.data.atomic import atomic_path
-    from training.stages.students import student_file
 
     assets = Path(assets) if assets is not None else ASSETS
     written = []
-    for name, target in DEFAULT_FILES.items():
-        src = student_file(ctx, name)
-        if not src.is_file():
-            continue
+    sources = default_sources(ctx)
+    for target, src in sources.items():
         size_mb = src.stat().st_size / 1e6
         if size_mb > MAX_DEFAULT_MB:
             ctx.log(f"not installing {src} as {target}: {size_mb:.1f} MB > {MAX_DEFAULT_MB} MB")
@@ -189,6 +199,11 @@ def install_defaults(ctx: StageContext, assets: Path | None = None) -> list[Path
         raise InputError(
             f"{ctx.out / 'students'}: no student model to install (run `stanet-rt train students`)"
         )
+    for target in DEFAULT_FILES.values():
+        stale = assets / target
+        if target not in sources and stale.is_file():
+            stale.unlink()
+            ctx.log(f"removed {stale} (not part of this run's default)")
     return written
 
 

@@ -14,7 +14,7 @@ import typer
 
 from stanet_rt.cli import app, fail
 
-_STAGES = "scam-coarse, scam-fine, scam-plus, pseudo-gt, switch, students, all, report"
+_STAGES = "scam-coarse, scam-fine, scam-plus, pseudo-gt, switch, students, distill, all, report"
 
 
 @app.command()

@@ -8,6 +8,7 @@
 | pseudo-gt     | ``pseudo_gt.run_pseudo_gt``    | 5.5, 5.7 |
 | switch        | ``switch.run_switch``          | 7        |
 | students      | ``students.run_students``      | 6        |
+| distill       | ``distill.run_distill``        | issue 8: the light causal student from STANet+ |
 
 Each takes a :class:`training.stages.common.StageContext`. This package file imports nothing heavy.
 """
@@ -24,6 +25,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "pseudo-gt": ("training.stages.pseudo_gt", "run_pseudo_gt"),
     "switch": ("training.stages.switch", "run_switch"),
     "students": ("training.stages.students", "run_students"),
+    "distill": ("training.stages.distill", "run_distill"),
 }
 
 

@@ -3,10 +3,8 @@
 * STA (``sta``, and the light ``stanet_lite`` arch): frames at its window offsets; its two decoder
   levels of frame t are both trained against the pseudo-GT of t.
 * STA+ (``sta_plus``): 9 frames t-4..t+4 as 3 triplet nodes; its 3 node maps (centres t-3, t, t+3) are
-  trained against their pseudo-GTs. Its AudioSwitch is the one trained in stage 5, frozen (the
-  original ran it under ``no_grad`` in eval mode). In this implementation the switch inside STA+
-  reads the student's audio embedding, so STA+'s audio net is initialised from the switch's and frozen
-  too (a deliberate difference that keeps the loaded switch valid).
+  trained against their pseudo-GTs. Its AudioSwitch is the one trained in stage 5, whole (with its own
+  audio net) and frozen (the original ran it under ``no_grad`` in eval mode).
 * Both audio nets start from the trained switch's audio net when the shapes match (the original's
   audio nets started from VGGSound weights); a preset may start a student's trunk (and STA+'s CAM
   head) from a trained teacher (``Preset.warm_start``; the CPU presets' stand-in for the paper's
@@ -29,12 +27,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stanet_rt.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from stanet_rt.config import ModelConfig
 from stanet_rt.errors import InputError
-from training.data.datasets import StudentDataset
+from training.data.datasets import ClipDataset, StudentDataset
+from training.data.records import VideoRecord
 from training.engine import CHECKPOINT, StepOutput, ValidateFn, is_complete
 from training.init import warm_start
 from training.losses import student_loss
@@ -110,24 +110,33 @@ def init_from_switch(
         net.load_state_dict(audio)
     switch = getattr(model, "switch", None)
     if switch is not None and freeze_switch:
-        rest = {k: v for k, v in state.items() if not k.startswith("audio_net.")}
-        missing, unexpected = switch.load_state_dict(rest, strict=False)
+        # STA+'s switch is the trained AudioSwitch whole, its own audio net included (it reads its own
+        # embedding, not the fine-tuned student's), so every key must fit
+        missing, unexpected = switch.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise InputError(
                 f"{switch_ckpt}: AudioSwitch does not fit {config.name!r} "
                 f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
             )
-        frozen += ["switch", "audio_net"]
+        frozen += ["switch"]
     return frozen
 
 
 def student_dataset(
-    ctx: StageContext, split: str, config: ModelConfig, trainer: Trainer, train: bool, stride: int = 1
+    ctx: StageContext,
+    split: str,
+    config: ModelConfig,
+    trainer: Trainer,
+    train: bool,
+    stride: int = 1,
+    targets: Path | None = None,
 ) -> StudentDataset:
+    """The split's windows with their target maps: the pseudo-GT, or ``targets`` (same layout; the
+    distillation stage's fused STANet+ maps)."""
     return StudentDataset(
         ctx.records(split),
         config,
-        ctx.pseudo_gt_dir,
+        ctx.pseudo_gt_dir if targets is None else targets,
         offsets=config.window_offsets,
         gt_offsets=gt_offsets(config),
         stride=stride,
@@ -137,15 +146,24 @@ def student_dataset(
     )
 
 
-def train_student(ctx: StageContext, name: str, trainer: Trainer) -> Path:
-    """Train one student (``sta`` / ``sta_plus``) on the pseudo-GT; returns its slim model file."""
+def train_student(
+    ctx: StageContext,
+    name: str,
+    trainer: Trainer,
+    stage: str = "students",
+    targets: Path | None = None,
+    kind: str = "STANet student trained on weakly supervised pseudo-GT",
+) -> Path:
+    """Train one student on the pseudo-GT (or on the maps in ``targets``) into ``<out>/<stage>/<name>``;
+    returns its slim model file ``students/<name>.pt``. ``name`` is ``sta`` / ``sta_plus`` (stage 6) or
+    ``lite`` (the distillation stage, ``training.stages.distill``)."""
     out_file = student_file(ctx, name)
-    run_dir = ctx.run_dir("students", name)
+    run_dir = ctx.run_dir(stage, name)
     if ctx.resume and out_file.is_file() and is_complete(run_dir):
-        ctx.log(f"students/{name}: done ({out_file} exists)")
+        ctx.log(f"{stage}/{name}: done ({out_file} exists)")
         return out_file
     config = ctx.model_config(trainer)
-    train_ds = student_dataset(ctx, "train", config, trainer, True, trainer.stride)
+    train_ds = student_dataset(ctx, "train", config, trainer, True, trainer.stride, targets)
     model = new_model(ctx, config, train_ds, trainer.settings.seed)
     frozen: list[str] = []
     switch_ckpt = switch_dir(ctx) / "checkpoint.pt"
@@ -157,16 +175,16 @@ def train_student(ctx: StageContext, name: str, trainer: Trainer) -> Path:
         source, prefixes = ctx.preset.warm_start[name]
         ckpt = ctx.out / source / CHECKPOINT
         if not ckpt.is_file():
-            raise InputError(f"{ckpt}: students/{name} starts from {source}, which has not been trained")
+            raise InputError(f"{ckpt}: {stage}/{name} starts from {source}, which has not been trained")
         copied = warm_start(model, ckpt, prefixes=prefixes)
-        ctx.log(f"students/{name}: {', '.join(prefixes)} from {source} ({len(copied)} tensors)")
+        ctx.log(f"{stage}/{name}: {', '.join(prefixes)} from {source} ({len(copied)} tensors)")
     settings = trainer.settings.replace(freeze=tuple(frozen))
     val = None
     if ctx.preset.val_stride and ctx.records("val"):
-        val = student_dataset(ctx, "val", config, trainer, False, ctx.preset.val_stride)
+        val = student_dataset(ctx, "val", config, trainer, False, ctx.preset.val_stride, targets)
     result = fit(
         ctx,
-        "students",
+        stage,
         name,
         model,
         train_ds,
@@ -179,7 +197,7 @@ def train_student(ctx: StageContext, name: str, trainer: Trainer) -> Path:
     if ctx.info.is_main:
         last = result.history[-1] if result.history else {}
         meta = {
-            "kind": "STANet student trained on weakly supervised pseudo-GT",
+            "kind": kind,
             "preset": ctx.preset.name,
             "epochs": settings.epochs,
             "train_loss": last.get("loss"),
@@ -222,3 +240,26 @@ def stanet_plus_fusion(maps: Sequence[np.ndarray]) -> np.ndarray:
     if not maps:
         raise ValueError("no maps to fuse")
     return normalize(np.max(np.stack([normalize(m) for m in maps]), axis=0))
+
+
+@torch.no_grad()
+def student_maps(
+    model: torch.nn.Module,
+    config,
+    records: list[VideoRecord],
+    store,
+    size: int,
+    audio_on: float,
+    batch: int = 16,
+) -> dict[str, np.ndarray]:
+    """Every frame's map of every video: {video_id: (T, size, size) float32 in [0, 1]}; windows at the
+    ends are edge-padded (as the runtime)."""
+    ds = ClipDataset(records, config, offsets=config.window_offsets, store=store, augment=None)
+    out = {r.video_id: np.zeros((r.n_frames, size, size), np.float32) for r in records}
+    model.eval()
+    for b in loader(ds, batch):
+        maps = predict_window(model, b["frames"], b.get("spectrograms"), audio_on)
+        maps = F.interpolate(maps[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+        for i in range(len(maps)):
+            out[records[int(b["video_index"][i])].video_id][int(b["frame_index"][i])] = maps[i].numpy()
+    return out
