@@ -25,26 +25,35 @@ STAGES = ("decode", "preprocess", "audio", "encoder", "head", "fusion", "overlay
 INFERENCE = ("audio", "encoder", "head")
 
 
-def _resolve_models(spec: str, workdir: Path) -> tuple[str, list[str]]:
+def _resolve_models(spec: str, workdir: Path, backend: str = "auto") -> tuple[str, list[str]]:
     """``default`` (the packaged model(s)), a registered config name (random weights, saved to a
-    checkpoint), or checkpoint / export paths joined with ``+`` (fused)."""
+    checkpoint), or checkpoint / export paths joined with ``+`` (fused). For the ``onnxruntime`` /
+    ``tensorrt`` backends checkpoints are exported first (FP32 ONNX with its parity check)."""
     from stanet_rt.config import list_configs
 
     if spec == "default":
         from stanet_rt.models.default import default_model_paths
 
-        return "default", [str(p) for p in default_model_paths()]
+        parts = [str(p) for p in default_model_paths()]
+    else:
+        parts = spec.split("+")
     paths = []
-    for part in spec.split("+"):
+    for part in parts:
         if part in list_configs():
             from stanet_rt.checkpoint import save_checkpoint
             from stanet_rt.config import get_config
             from stanet_rt.models.factory import build_model
 
             torch.manual_seed(0)
-            paths.append(str(save_checkpoint(workdir / f"{part}.pt", build_model(get_config(part)).eval())))
-        else:
-            paths.append(part)
+            part = str(save_checkpoint(workdir / f"{part}.pt", build_model(get_config(part)).eval()))
+        if backend in ("onnxruntime", "tensorrt") and Path(part).suffix in (".pt", ".pth"):
+            from export.api import export_model
+
+            folder = workdir / f"export_{Path(part).stem}"
+            if not folder.is_dir():
+                export_model(part, folder, tensorrt=backend == "tensorrt", progress=False)
+            part = str(folder)
+        paths.append(part)
     return spec, paths
 
 
@@ -65,7 +74,7 @@ def bench_pipeline(models: str, width: int, height: int, seconds: float, fps: in
     from stanet_rt.pipeline.api import RunOptions, run
     from stanet_rt.pipeline.clips import make_clip
 
-    label, paths = _resolve_models(models, workdir)
+    label, paths = _resolve_models(models, workdir, backend)
     if clip is None:
         clip = workdir / f"clip_{width}x{height}_{seconds:g}s.mp4"
         if not clip.exists():

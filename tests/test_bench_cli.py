@@ -66,10 +66,12 @@ def test_bench_pipeline_measures_every_stage(tmp_path) -> None:
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp_path / "lite.pt", build_model(get_config("tiny_lite")))
     res = runner.invoke(app, ["bench", "pipeline", "--models", str(ckpt), "--size", "160x96", "--seconds", "1",
-                              "--batch", "2", "--out", str(tmp_path), "--name", "p"])
+                              "--batch", "2", "--backends", "torch,onnxruntime", "--out", str(tmp_path),
+                              "--name", "p"])
     assert res.exit_code == 0, res.output
     rows = _load(tmp_path, "p")["rows"]
-    stages = {r["stage"]: r for r in rows}
+    assert {r["backend"] for r in rows} == {"torch", "onnxruntime"}  # the checkpoint was exported for ORT
+    stages = {r["stage"]: r for r in rows if r["backend"] == "torch"}
     assert {"decode", "preprocess", "audio", "encoder", "head", "fusion", "overlay", "maps",
             "STFT alone (per frame)", "end to end"} <= set(stages)
     e2e = stages["end to end"]
