@@ -156,9 +156,34 @@ def _check_part(engine: Engine, file: Path, onnx_path: Path | None, part: str,
     return own
 
 
+def exported_beside(checkpoint: Path) -> Path | None:
+    """The ``<dir>/<stem>`` prefix of graphs exported beside a checkpoint (``stanet-rt export x.pt --name
+    x --out <dir>``): ``<stem>.head.onnx`` exists and its ``stanet_rt.source_sha256`` is the checkpoint's
+    (file times are no guide after a git checkout). An export of another file (the checkpoint was
+    retrained since) is ignored with a warning."""
+    from export.sidecar import sha256_of
+
+    prefix = checkpoint.with_suffix("")
+    head = prefix.parent / f"{prefix.name}.head.onnx"
+    if not head.is_file():
+        return None
+    try:
+        import onnx as onnx_lib
+
+        meta = {p.key: p.value for p in onnx_lib.load(str(head), load_external_data=False).metadata_props}
+    except Exception:  # noqa: BLE001 - an unreadable graph beside a checkpoint: use the checkpoint
+        meta = {}
+    if meta.get("stanet_rt.source_sha256") != sha256_of(checkpoint):
+        log.warning("%s: not exported from this %s; using the checkpoint (re-export it)", head.name,
+                    checkpoint.name)
+        return None
+    return prefix
+
+
 def open_student(path: str | Path, backend: str = "auto", device: str | None = None) -> StudentEngines:
     """A checkpoint (``.pt``: torch backend), an export folder, or a ``<dir>/<name>`` prefix of ONNX /
-    engine files. ``auto`` prefers TensorRT engines, then ONNX, and uses torch for a checkpoint.
+    engine files. ``auto`` prefers TensorRT engines, then ONNX, and uses torch for a checkpoint unless
+    graphs exported from it lie beside it (:func:`exported_beside`).
     ``device`` None (or "auto") picks CUDA when there is a GPU, else the CPU.
 
     Every graph's metadata must say it is that part (``stanet_rt.part``) of the same model
@@ -168,7 +193,9 @@ def open_student(path: str | Path, backend: str = "auto", device: str | None = N
     device = _device(device)
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
-    if path.suffix in (".pt", ".pth"):
+    if path.suffix in (".pt", ".pth") and backend == "auto" and exported_beside(path) is not None:
+        path = exported_beside(path)  # ONNX Runtime is the default where an export exists
+    elif path.suffix in (".pt", ".pth"):
         if backend not in ("auto", "torch"):
             raise InputError(f"{path}: a checkpoint runs with the torch backend; export it for {backend}")
         from engines.torch_backend import torch_engines

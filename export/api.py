@@ -63,6 +63,11 @@ def export_model(model: str | Path | StudentModel, out_dir: str | Path, fp16: bo
     out_dir = Path(out_dir)
     report = ExportReport(messages=[f"exporting {name} from {source}"])
     config_json = net.config.to_json()
+    extra = {}
+    if source.startswith("checkpoint"):  # lets engines.auto tell an export of this exact file from a stale one
+        from export.sidecar import sha256_of
+
+        extra["stanet_rt.source_sha256"] = sha256_of(Path(model))
     specs = part_specs(net)
     precisions = ["fp32", "fp16"] if fp16 else ["fp32"]
     from rich.progress import Progress
@@ -77,11 +82,11 @@ def export_model(model: str | Path | StudentModel, out_dir: str | Path, fp16: bo
                     if not path.is_file():
                         raise InputError(f"{path}: not found (run without --check-only first)")
                 elif precision == "fp32":
-                    export_part(spec, path, config_json, opset)
+                    export_part(spec, path, config_json, opset, extra)
                 else:
                     fp32 = onnx.load(str(part_path(out_dir, name, spec.part, "fp32")))
                     half = to_fp16(fp32, spec.part)
-                    set_metadata(half, config_json, spec.part, "fp16")
+                    set_metadata(half, config_json, spec.part, "fp16", extra)
                     save_atomic(half, path)
                 report.files.append(path)
                 for label, inputs in (("random", spec.example), ("real", real_inputs(spec, net))):

@@ -124,10 +124,14 @@ def part_path(out_dir: Path, name: str, part: str, precision: str = "fp32") -> P
     return Path(out_dir) / f"{name}.{part}{suffix}.onnx"
 
 
-def set_metadata(model: onnx.ModelProto, config_json: str, part: str, precision: str) -> None:
+def set_metadata(model: onnx.ModelProto, config_json: str, part: str, precision: str,
+                 extra: dict[str, str] | None = None) -> None:
+    """Replace the graph's ``metadata_props``: config JSON, part, precision, version (+ ``extra``, e.g.
+    ``stanet_rt.source_sha256``: the checkpoint it was exported from)."""
     del model.metadata_props[:]
     for key, value in (("stanet_rt.config", config_json), ("stanet_rt.part", part),
-                       ("stanet_rt.precision", precision), ("stanet_rt.version", __version__)):
+                       ("stanet_rt.precision", precision), ("stanet_rt.version", __version__),
+                       *sorted((extra or {}).items())):
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
 
@@ -146,7 +150,8 @@ def save_atomic(model: onnx.ModelProto, path: Path) -> Path:
     return path
 
 
-def export_part(spec: PartSpec, path: Path, config_json: str, opset: int = DEFAULT_OPSET) -> Path:
+def export_part(spec: PartSpec, path: Path, config_json: str, opset: int = DEFAULT_OPSET,
+                extra: dict[str, str] | None = None) -> Path:
     """Export one graph with the dynamo exporter (dynamic batch) and write it with metadata."""
     batch = torch.export.Dim("batch", min=1, max=1024)
     dims = tuple({0: batch} for _ in spec.example)
@@ -160,7 +165,7 @@ def export_part(spec: PartSpec, path: Path, config_json: str, opset: int = DEFAU
             dynamic_shapes=dynamic, external_data=False, verbose=False,
         )
     model = program.model_proto
-    set_metadata(model, config_json, spec.part, "fp32")
+    set_metadata(model, config_json, spec.part, "fp32", extra)
     return save_atomic(model, path)
 
 

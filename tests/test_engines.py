@@ -423,3 +423,29 @@ def test_torch_backend_fp16_keeps_the_stft_in_fp32() -> None:
     wave = {"waveform": (0.3 * torch.randn(2, 8000)).clamp(-1, 1).cuda()}
     a, b = half.run_torch(wave)["audio_embedding"], full.run_torch(wave)["audio_embedding"]
     assert torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1] >= 0.999
+
+
+def test_auto_prefers_onnx_exported_beside_a_checkpoint_unless_stale(tmp_path, caplog) -> None:
+    import os
+
+    from engines.auto import open_student as open_student_auto
+    from export.api import export_model
+    from stanet_rt.checkpoint import save_checkpoint
+    from stanet_rt.config import get_config
+    from stanet_rt.models.factory import build_model
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "lite.pt", build_model(get_config("tiny_lite")).eval())
+    assert open_student_auto(ckpt).backend == "torch"
+    export_model(ckpt, tmp_path, name="lite", tensorrt=False, progress=False)
+    bundle = open_student_auto(ckpt)
+    assert bundle.backend == "onnxruntime" and bundle.audio is not None
+    assert open_student_auto(ckpt, backend="torch").backend == "torch"  # asked for explicitly
+    earlier = os.stat(tmp_path / "lite.head.onnx").st_mtime - 100
+    os.utime(tmp_path / "lite.head.onnx", (earlier, earlier))  # file times do not matter (git checkouts)
+    assert open_student_auto(ckpt).backend == "onnxruntime"
+    torch.manual_seed(1)
+    save_checkpoint(ckpt, build_model(get_config("tiny_lite")).eval())  # retrained after the export
+    with caplog.at_level(logging.WARNING, logger="stanet_rt.engines"):
+        assert open_student_auto(ckpt).backend == "torch"
+    assert any("not exported from this lite.pt" in r.getMessage() for r in caplog.records)

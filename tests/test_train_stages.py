@@ -198,9 +198,13 @@ def test_train_all_synth_tiny_end_to_end(tmp_path):
     assets.mkdir()
     (assets / "default_plus.pt").write_bytes(b"stale")
     installed = install_defaults(ctx, assets=assets)
-    assert [p.name for p in installed] == ["default.pt"]  # the distilled student alone replaces STA (+ STA+)
+    assert installed[0].name == "default.pt"  # the distilled student alone replaces STA (+ STA+)
+    assert {p.name for p in installed[1:]} == {f"default.{part}.onnx" for part in ("audio", "encoder", "head")}
     assert not (assets / "default_plus.pt").exists()
     assert "distilled" in load_checkpoint(installed[0])[2]["kind"]
+    import engines
+
+    assert engines.open_student(installed[0]).backend == "onnxruntime"  # the ONNX beside it is used
     # a second `train all` skips every finished stage and retrains nothing
     stamp = os.stat(out / "students" / "sta" / "checkpoint.pt").st_mtime_ns
     lite_stamp = os.stat(out / "distill" / "lite" / "checkpoint.pt").st_mtime_ns

@@ -200,10 +200,17 @@ def install_defaults(ctx: StageContext, assets: Path | None = None) -> list[Path
             f"{ctx.out / 'students'}: no student model to install (run `stanet-rt train students`)"
         )
     for target in DEFAULT_FILES.values():
-        stale = assets / target
-        if target not in sources and stale.is_file():
-            stale.unlink()
-            ctx.log(f"removed {stale} (not part of this run's default)")
+        stale = [assets / target, *assets.glob(f"{Path(target).stem}.*.onnx")]
+        for path in stale:
+            if path.is_file() and (target not in sources or path.suffix == ".onnx"):
+                path.unlink()
+    if list(sources) == ["default.pt"]:
+        # a single default also ships as ONNX beside it, so that `run` uses ONNX Runtime by default
+        from export.api import export_model
+
+        export_model(assets / "default.pt", assets, name="default", tensorrt=False, progress=False)
+        written += sorted(assets.glob("default.*.onnx"))
+        ctx.log(f"exported {assets / 'default.pt'} to ONNX beside it (parity checked)")
     return written
 
 
