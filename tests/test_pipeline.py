@@ -231,3 +231,17 @@ def test_first_frames_of_a_sounding_clip_are_not_silent() -> None:
     assert _valid_rms(w, 0.05, ring) == pytest.approx(0.1 / np.sqrt(2), rel=0.05)
     assert _valid_rms(ring.window_ending_at(0.0, pad_future=True), 0.0, ring) == 0.0  # nothing real yet
     assert _valid_rms(np.zeros(8000, np.float32), 0.05, ring) == 0.0
+
+
+def test_overlay_blends_heat_by_saliency() -> None:
+    from stanet_rt.pipeline.sinks import COLORMAP, overlay
+
+    image = np.full((40, 60, 3), 100, np.uint8)
+    sal = np.zeros((4, 6), np.float32)
+    sal[0, 0] = 1.0
+    out = overlay(image, sal, alpha=0.5)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[20:, 20:], image[20:, 20:])  # zero saliency leaves the frame alone
+    expected = (0.5 * 100 + 0.5 * COLORMAP[255].astype(float))
+    np.testing.assert_allclose(out[:10, :10].reshape(-1, 3), np.broadcast_to(expected, (100, 3)), atol=1)
+    assert np.array_equal(overlay(image, np.full((4, 6), np.nan, np.float32)), image)  # NaN maps: no heat
