@@ -323,15 +323,3 @@ _TINY_FACTORIES: dict[str, Callable[[], ModelConfig]] = {
 }
 for _name, _factory in _TINY_FACTORIES.items():
     register_config(_name)(_factory)
-
-
-@register_config("demo_lite")
-def _demo_lite() -> ModelConfig:
-    """The interim default model of ``stanet-rt run`` / ``demo``: a narrow causal stanet_lite at 128 px
-    (built by ``make default-model`` in ~2 minutes on a CPU; see scripts/build_default_model.py)."""
-    return ModelConfig(
-        "demo_lite", "stanet_lite", BackboneConfig("resnet18", widths=(16, 16, 32, 64, 128)), input_size=128,
-        channels=16, window_offsets=(-2, -1, 0), audio=AUDIO, av_dim=32,
-        audio_backbone=BackboneConfig("audio_resnet18", layers=(1, 1, 1, 1), widths=(8, 8, 16, 32, 64)),
-        netvlad_clusters=4,
-    )

@@ -177,7 +177,8 @@ def train_student(
         if not ckpt.is_file():
             raise InputError(f"{ckpt}: {stage}/{name} starts from {source}, which has not been trained")
         copied = warm_start(model, ckpt, prefixes=prefixes)
-        ctx.log(f"{stage}/{name}: {', '.join(prefixes)} from {source} ({len(copied)} tensors)")
+        what = ", ".join(p or "all parameters" for p in prefixes)
+        ctx.log(f"{stage}/{name}: {what} from {source} ({len(copied)} tensors)")
     settings = trainer.settings.replace(freeze=tuple(frozen))
     val = None
     if ctx.preset.val_stride and ctx.records("val"):
