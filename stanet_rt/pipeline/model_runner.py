@@ -53,9 +53,15 @@ class StreamingStudent:
         return out
 
     def preprocess(self, images: np.ndarray) -> torch.Tensor:
-        """(N, H, W, 3) uint8 -> (N, 3, S, S) normalised float32 on the device (square resize)."""
-        x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
-        x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=True)
+        """(N, H, W, 3) uint8 -> (N, 3, S, S) normalised float32 on the device (square resize).
+
+        On the CPU the antialiased resize runs on the uint8 frames (channels-last: torch's vectorised
+        uint8 path, ~4x faster than resizing floats; within 1/255 of it), then converts the small image."""
+        x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device).permute(0, 3, 1, 2)
+        if self.device.type == "cpu":
+            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=True).float() / 255.0
+        else:
+            x = F.interpolate(x.float() / 255.0, size=self.size, mode="bilinear", align_corners=False, antialias=True)
         return (x - self.mean) / self.std
 
     def push(
