@@ -23,6 +23,8 @@ from benchmarks.common import BenchmarkResult, bar_plot, time_callable
 
 STAGES = ("decode", "preprocess", "audio", "encoder", "head", "fusion", "overlay", "maps")
 INFERENCE = ("audio", "encoder", "head")
+COLUMNS = ["models", "backend", "device", "input", "outputs", "stage", "calls", "p50_ms", "per_frame_ms", "share",
+           "fps", "latency_p50_ms", "latency_p95_ms", "overhead_share"]
 
 
 def _resolve_models(spec: str, workdir: Path, backend: str = "auto") -> tuple[str, list[str]]:
@@ -69,7 +71,8 @@ def _stft_ms(device: str, batch: int) -> float:
 
 
 def bench_pipeline(models: str, width: int, height: int, seconds: float, fps: int, backend: str, device: str,
-                   batch: int, result: BenchmarkResult, workdir: Path, clip: Path | None = None) -> dict[str, Any]:
+                   batch: int, result: BenchmarkResult, workdir: Path, clip: Path | None = None,
+                   overlay: bool = True) -> dict[str, Any]:
     """Run one configuration and add its rows to ``result``; returns the run's stats."""
     from stanet_rt.pipeline.api import RunOptions, run
     from stanet_rt.pipeline.clips import make_clip
@@ -80,15 +83,15 @@ def bench_pipeline(models: str, width: int, height: int, seconds: float, fps: in
         if not clip.exists():
             make_clip(clip, seconds=seconds, fps=fps, width=width, height=height)
     out = workdir / "out"
-    opts = RunOptions(overlay=out / "overlay.mp4", maps=out / "maps.h5", batch=batch, backend=backend,
-                      device=device, progress=False)
+    opts = RunOptions(overlay=out / "overlay.mp4" if overlay else None, maps=out / "maps.h5", batch=batch,
+                      backend=backend, device=device, progress=False)
     res = run(clip, paths, opts, log=lambda m: None)
     s = res.stats
     frames = max(1, s["frames_out"])
     wall_ms = s["seconds"] * 1000.0
     frame_ms = wall_ms / frames
     common = {"models": label, "backend": "+".join(s["backend"]), "device": s["device"],
-              "input": f"{width}x{height}", "batch": batch}
+              "input": f"{width}x{height}", "batch": batch, "outputs": "overlay+maps" if overlay else "maps"}
     for stage in STAGES:
         st = s["stages"].get(stage)
         if not st or not st["n"]:
@@ -107,7 +110,7 @@ def bench_pipeline(models: str, width: int, height: int, seconds: float, fps: in
 
 def run(models: list[str], width: int = 1920, height: int = 1080, seconds: float = 3.0, fps: int = 30,
         backends: list[str] | None = None, device: str = "auto", batch: int = 4,
-        clip: Path | None = None) -> BenchmarkResult:
+        clip: Path | None = None, outputs: tuple[bool, ...] = (True,)) -> BenchmarkResult:
     result = BenchmarkResult("pipeline")
     result.notes.append("per_frame_ms = stage total / output frames; share = stage total / wall time (threads "
                         "overlap); overhead_share = 1 - (audio + encoder + head) / frame time (target < 0.15); "
@@ -115,7 +118,9 @@ def run(models: list[str], width: int = 1920, height: int = 1080, seconds: float
     with tempfile.TemporaryDirectory() as tmp:
         for spec in models:
             for backend in backends or ["auto"]:
-                bench_pipeline(spec, width, height, seconds, fps, backend, device, batch, result, Path(tmp), clip)
+                for overlay in outputs:
+                    bench_pipeline(spec, width, height, seconds, fps, backend, device, batch, result, Path(tmp),
+                                   clip, overlay)
     return result
 
 
@@ -132,18 +137,20 @@ def main(argv: list[str] | None = None) -> BenchmarkResult:
     parser.add_argument("--clip", type=Path, default=None, help="use this clip instead of a generated one")
     parser.add_argument("--out", default=None)
     parser.add_argument("--name", default="pipeline", help="result file stem")
+    parser.add_argument("--outputs", default="overlay", help="comma-separated: overlay (overlay video + maps), "
+                        "maps (maps only)")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
+    outputs = tuple(o.strip() == "overlay" for o in args.outputs.split(","))
     result = run(args.models.split(","), width, height, args.seconds, args.fps, args.backends.split(","),
-                 args.device, args.batch, args.clip)
+                 args.device, args.batch, args.clip, outputs)
     result.name = args.name
-    paths = result.write(args.out) if args.out else result.write()
+    paths = result.write(args.out, COLUMNS) if args.out else result.write(columns=COLUMNS)
     rows = [r for r in result.rows if r["stage"] in STAGES]
     if rows:
-        bar_plot(rows, ["models", "backend", "stage"], "per_frame_ms", paths["md"].with_suffix(".png"),
+        bar_plot(rows, ["models", "backend", "outputs", "stage"], "per_frame_ms", paths["md"].with_suffix(".png"),
                  f"time per output frame and stage, {args.size}", "ms / frame")
-    print(result.markdown(["models", "backend", "device", "input", "stage", "calls", "p50_ms", "per_frame_ms",
-                           "share", "fps", "latency_p50_ms", "latency_p95_ms", "overhead_share"]))
+    print(result.markdown(COLUMNS))
     return result
 
 

@@ -61,6 +61,8 @@ def bench_pipeline(
     batch: int = typer.Option(4, "--batch", min=1),
     device: str = typer.Option("auto", "--device"),
     clip: Path = typer.Option(None, "--clip", help="Benchmark this clip instead of a generated one."),
+    outputs: str = typer.Option("overlay", "--outputs",
+                                help="Comma-separated: overlay (overlay video + maps), maps (maps only)."),
     name: str = typer.Option("pipeline", "--name", help="Result file stem."),
     out: Path = _OUT,
 ) -> None:
@@ -71,8 +73,10 @@ def bench_pipeline(
         fail(f"--size {size!r}: expected WxH, e.g. 1920x1080")
     if clip is not None and not clip.exists():
         fail(f"{clip}: no such file")
+    if not set(_split(outputs)) <= {"overlay", "maps"}:
+        fail(f"--outputs {outputs!r}: expected overlay and/or maps")
     args = ["--models", models, "--backends", backends, "--size", size, "--seconds", str(seconds),
-            "--batch", str(batch), "--device", device, "--out", str(out), "--name", name]
+            "--batch", str(batch), "--device", device, "--out", str(out), "--name", name, "--outputs", outputs]
     if clip is not None:
         args += ["--clip", str(clip)]
     bp.main(args)
