@@ -2,7 +2,7 @@
 layout). Every file or per-video folder is written to a temp name and renamed, so an interrupted run
 never leaves a half-written output.
 
-* :func:`write_mp4`: H.264 (libx264, CRF 18, single-threaded so the bytes do not depend on
+* :func:`write_mp4`: H.264 (libx264, CRF 18, single-threaded, macroblock tree off: the bytes do not depend on
   scheduling) or MPEG-4 part 2 when FFmpeg lacks libx264; AAC mono audio (or Opus / MP3 when the AAC
   encoder is missing) at the clip's sample rate.
 * :func:`write_gt_h5`: ``density`` (T, H, W) float32, each frame max 1; ``fixations`` (T, H, W) uint8
@@ -52,7 +52,9 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int, audio: np.ndarray, rate:
         vs.width, vs.height, vs.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         vs.codec_context.thread_count = 1
         if vcodec == "libx264":
-            vs.options = {"crf": "18", "preset": "veryfast"}
+            # mbtree off: with it on, x264's SIMD macroblock-tree pass gave different bytes for the same
+            # frames from run to run (seen with PyAV 18 / FFmpeg 8 here), breaking "deterministic by seed".
+            vs.options = {"crf": "18", "preset": "veryfast", "x264-params": "mbtree=0"}
         else:
             vs.bit_rate = 2_000_000
         audio_rate = 48000 if acodec == "libopus" else rate  # Opus only runs at 48 kHz
