@@ -189,6 +189,10 @@ def test_train_all_synth_tiny_end_to_end(tmp_path):
     lite_row = report["scores"]["all"]["STANet-lite (distilled)"]
     assert lite_row["teacher"] == "STANet+" and -1.0 <= lite_row["CC_vs_teacher"] <= 1.0
     assert "STANet-lite (distilled) CC vs STANet+ maps" in report["acceptance"]
+    shares = report["pseudo_gt_source_share"]
+    assert set(shares) == {"all twins", "pulsing twins"}
+    assert shares["all twins"]["videos"] >= shares["pulsing twins"]["videos"]
+    assert shares["all twins"]["share"] is None or 0.0 <= shares["all twins"]["share"] <= 1.0
     assert (out / "report" / "synth_tiny_training.png").stat().st_size > 1000
     assert json.loads((out / "timings.json").read_text())["wall_s"]["total"] > 0
     # the students install as the runtime's default models (here into a scratch assets folder)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,68 @@ def _aggregate(rows: list[dict[str, float]]) -> dict[str, float]:
         vals = vals[np.isfinite(vals)]
         out[k] = round(float(vals.mean()), 4) if vals.size else float("nan")
     out["frames"] = int(sum(r.get("frames", 0) for r in rows))
+    shares = [x for r in rows for x in r.get("source_share", [])]
+    if shares:
+        out["source_share"] = round(float(np.mean(shares)), 4)
     return out
+
+
+def _box_mean(m: np.ndarray, box: Sequence[float], canvas: int) -> float:
+    """Mean of map ``m`` (S, S) inside ``box`` (x0, y0, x1, y1) given in ``canvas`` pixels."""
+    scale = m.shape[0] / canvas
+    x0, y0 = (max(0, int(np.floor(v * scale))) for v in box[:2])
+    x1, y1 = (min(n, int(np.ceil(v * scale))) for v, n in zip(box[2:], m.shape[::-1], strict=True))
+    return float(m[y0:y1, x0:x1].mean()) if x1 > x0 and y1 > y0 else 0.0
+
+
+def source_share(
+    maps: np.ndarray | dict[int, np.ndarray], meta: dict[str, Any], frames: Sequence[int]
+) -> list[float]:
+    """Per frame, the share of a map's mean value that falls on the true source's box rather than on its
+    silent same-class twin's: src / (src + twin), 0.5 = cannot tell them apart, 1 = only the source.
+    Frames where both boxes are empty are left out; [] for a clip without a twin."""
+    twin = next((d for d in meta.get("distractors", []) if d.get("same_class")), None)
+    if twin is None:
+        return []
+    size, out = int(meta["size"]), []
+    for t in frames:
+        src = _box_mean(maps[t], meta["source"]["boxes"][t], size)
+        other = _box_mean(maps[t], twin["boxes"][t], size)
+        if src + other > 1e-6:
+            out.append(src / (src + other))
+    return out
+
+
+def twin_pulses(meta: dict[str, Any]) -> bool:
+    """True when the clip's silent same-class twin pulses on its own rhythm (so only the audio's timing
+    tells the two apart), False when it is still or there is none."""
+    return any(d.get("same_class") and d.get("pulsing") for d in meta.get("distractors", []))
+
+
+def pseudo_gt_source_share(ctx: StageContext) -> dict[str, Any]:
+    """How well the weak supervision itself tells the source from its silent twin: the mean
+    :func:`source_share` of the pseudo-GT over every split's twin clips, all of them and those whose
+    twin pulses out of sync (where only the audio can decide)."""
+    shares: dict[str, list[float]] = {"all twins": [], "pulsing twins": []}
+    videos = {"all twins": 0, "pulsing twins": 0}
+    for split in ctx.export_splits():
+        for rec in ctx.records(split):
+            meta_path = ctx.data / "meta" / f"{rec.video_id}.json"
+            if not meta_path.is_file():
+                continue
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            frames = sorted(available_frames(ctx.pseudo_gt_dir, rec.video_id))
+            if not meta.get("has_same_class_distractor") or not frames:
+                continue
+            maps = {t: read_pseudo_gt(pseudo_gt_path(ctx.pseudo_gt_dir, rec.video_id, int(t))) for t in frames}
+            share = source_share(maps, meta, frames)
+            for key in ("all twins", "pulsing twins") if twin_pulses(meta) else ("all twins",):
+                shares[key] += share
+                videos[key] += 1
+    return {
+        k: {"share": round(float(np.mean(v)), 4) if v else None, "frames": len(v), "videos": videos[k]}
+        for k, v in shares.items()
+    }
 
 
 def evaluate_test_set(
@@ -158,12 +219,16 @@ def evaluate_test_set(
             for method, pred in methods.items():
                 r = _score(pred, density, fixations, frames)
                 if r:
-                    rows[subset].setdefault(method, []).append({**r, "frames": int(frames.size)})
+                    share = source_share(pred, meta, frames) if subset != "all" else []
+                    rows[subset].setdefault(method, []).append(
+                        {**r, "frames": int(frames.size), "source_share": share})
             covered = np.intersect1d(frames, pgt_frames)
             for method, pred in (("pseudo-GT", pgt), ("centre bias (pseudo-GT frames)", centre)):
                 r = _score(pred, density, fixations, covered)
                 if r:
-                    rows[subset].setdefault(method, []).append({**r, "frames": int(covered.size)})
+                    share = source_share(pred, meta, covered) if subset != "all" else []
+                    rows[subset].setdefault(method, []).append(
+                        {**r, "frames": int(covered.size), "source_share": share})
         if rec.video_id == example_video:
             examples = {
                 "video": rec.video_id,
@@ -245,15 +310,40 @@ def markdown(result: dict[str, Any]) -> str:
         table = result["scores"].get(subset)
         if not table:
             continue
+        share = any("source_share" in row for row in table.values())
         lines += [
             f"## {subset}",
             "",
-            "| method | videos | frames | " + " | ".join(METRICS) + " |",
-            "|---|---|---|" + "---|" * len(METRICS),
+            "| method | videos | frames | " + " | ".join(METRICS) + (" | source share |" if share else " |"),
+            "|---|---|---|" + "---|" * (len(METRICS) + share),
         ]
         for method, row in table.items():
             vals = " | ".join(f"{row[k]:.3f}" for k in METRICS)
+            if share:
+                vals += f" | {row['source_share']:.3f}" if "source_share" in row else " | -"
             lines.append(f"| {method} | {row['videos']} | {row['frames']} | {vals} |")
+        lines.append("")
+        if share:
+            lines += [
+                "source share: mean over frames of the map's mean on the true source's box / (that + its mean "
+                "on the silent same-class twin's box); 0.5 = cannot tell them apart.",
+                "",
+            ]
+    pgt_share = result.get("pseudo_gt_source_share")
+    if pgt_share:
+        lines += [
+            "## Does the weak supervision tell the source from its silent twin?",
+            "",
+            "Source share of the pseudo-GT (the students' only target) over the twin clips of every split; a "
+            "pulsing twin pulses on its own rhythm, so only the audio's timing tells it from the source.",
+            "",
+            "| twin clips | videos | frames | source share |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {k} | {v['videos']} | {v['frames']} | " + ("-" if v["share"] is None else f"{v['share']:.3f}") + " |"
+            for k, v in pgt_share.items()
+        ]
         lines.append("")
     lines += ["## Acceptance checks", "", "| check | value | pass |", "|---|---|---|"]
     lines += [
@@ -266,8 +356,8 @@ def markdown(result: dict[str, Any]) -> str:
             "",
             "## Time per stage (before this report)",
             "",
-            "Wall seconds on the machine below (shared with other jobs while it ran) and this process's "
-            "CPU seconds.",
+            "Wall seconds on the machine below and this process's CPU seconds (wall above CPU: the machine "
+            "was busy with other work too).",
             "",
             "| stage | wall s | CPU s |",
             "|---|---|---|",
@@ -345,6 +435,7 @@ def write_report(ctx: StageContext, results_dir: Path | None = None) -> dict[str
         "metrics": list(METRICS),
         "scores": scores,
         "acceptance": acceptance(scores),
+        "pseudo_gt_source_share": pseudo_gt_source_share(ctx),
         "audio_free_twin": "the same student with audio_on = 0 (audio-visual gate closed)",
         "timings": json.loads(timings_path.read_text(encoding="utf-8")) if timings_path.is_file() else {},
         "student_mb": {
