@@ -15,15 +15,18 @@ writes ``RUN/oracle_maps``, ``RUN/students/oracle.pt`` and ``audio_oracle_check.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.common import RESULTS_DIR, BenchmarkResult
+from stanet_rt.errors import InputError
+from stanet_rt.eval.evaluate import evaluate_maps
 from training.data.atomic import atomic_dir
 from training.data.pseudo_gt import write_pseudo_gt
 from training.presets import get_preset
-from training.report import _score, read_truth, source_share, twin_pulses
+from training.report import read_truth, source_share, twin_pulses
 from training.stages.common import StageContext
 from training.stages.students import load_student, student_file, student_maps, train_student
 
@@ -45,10 +48,13 @@ def write_oracle_targets(ctx: StageContext, out: Path) -> Path:
 
 
 def run(run_dir: Path, preset: str = "synth-lite") -> BenchmarkResult:
+    if not (run_dir / "pseudo_gt").is_dir() or not (run_dir / "synth" / "gt").is_dir():
+        raise InputError(f"{run_dir}: not a finished synth run (no pseudo_gt/ or synth/gt/; run "
+                         f"`stanet-rt train all --preset {preset} --out {run_dir}` first)")
     ctx = StageContext(get_preset(preset), run_dir / "synth", run_dir, progress=False)
     trainer = ctx.preset.distill
     if trainer is None:
-        raise SystemExit(f"preset {preset!r} has no light student")
+        raise InputError(f"preset {preset!r} has no light student")
     targets = write_oracle_targets(ctx, run_dir / "oracle_maps")
     path = student_file(ctx, NAME)
     if not path.is_file():
@@ -69,7 +75,7 @@ def run(run_dir: Path, preset: str = "synth-lite") -> BenchmarkResult:
             shares += share
             if twin_pulses(meta):
                 pulsing += share
-            ccs.append(_score(maps[rec.video_id], density, fixations, np.arange(rec.n_frames))["CC"])
+            ccs.append(evaluate_maps(maps[rec.video_id], density, fixations, metrics=("CC",))["CC"])
         result.add(
             student=f"{config.name} on true maps",
             audio="on" if audio_on else "off (gate closed)",
@@ -91,7 +97,11 @@ def main() -> None:
     parser.add_argument("--preset", default="synth-lite")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
-    result = run(args.run_dir, args.preset)
+    try:
+        result = run(args.run_dir, args.preset)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     paths = result.write(args.out)
     print(result.markdown())
     print(f"wrote {paths['md']}")

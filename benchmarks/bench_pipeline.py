@@ -141,7 +141,10 @@ def main(argv: list[str] | None = None) -> BenchmarkResult:
                         "maps (maps only)")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
-    outputs = tuple(o.strip() == "overlay" for o in args.outputs.split(","))
+    names = [o.strip() for o in args.outputs.split(",") if o.strip()]
+    if not names or not set(names) <= {"overlay", "maps"}:
+        parser.error(f"--outputs {args.outputs!r}: expected overlay and/or maps")
+    outputs = tuple(o == "overlay" for o in names)
     result = run(args.models.split(","), width, height, args.seconds, args.fps, args.backends.split(","),
                  args.device, args.batch, args.clip, outputs)
     result.name = args.name

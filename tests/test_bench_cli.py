@@ -67,11 +67,13 @@ def test_bench_pipeline_measures_every_stage(tmp_path) -> None:
     ckpt = save_checkpoint(tmp_path / "lite.pt", build_model(get_config("tiny_lite")))
     res = runner.invoke(app, ["bench", "pipeline", "--models", str(ckpt), "--size", "160x96", "--seconds", "1",
                               "--batch", "2", "--backends", "torch,onnxruntime", "--out", str(tmp_path),
-                              "--name", "p"])
+                              "--name", "p", "--outputs", "overlay,maps"])
     assert res.exit_code == 0, res.output
     rows = _load(tmp_path, "p")["rows"]
     assert {r["backend"] for r in rows} == {"torch", "onnxruntime"}  # the checkpoint was exported for ORT
-    stages = {r["stage"]: r for r in rows if r["backend"] == "torch"}
+    maps_only = {r["stage"] for r in rows if r["backend"] == "torch" and r["outputs"] == "maps"}
+    assert "maps" in maps_only and "end to end" in maps_only and "overlay" not in maps_only
+    stages = {r["stage"]: r for r in rows if r["backend"] == "torch" and r["outputs"] == "overlay+maps"}
     assert {"decode", "preprocess", "audio", "encoder", "head", "fusion", "overlay", "maps",
             "STFT alone (per frame)", "end to end"} <= set(stages)
     e2e = stages["end to end"]
@@ -85,3 +87,13 @@ def test_bench_bad_options_are_one_line_errors(tmp_path) -> None:
     assert res.exit_code == 2 and "unknown cuda-magic" in res.output
     res = runner.invoke(app, ["bench", "pipeline", "--size", "big", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "expected WxH" in res.output
+    res = runner.invoke(app, ["bench", "pipeline", "--outputs", "overlay,video", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "expected overlay and/or maps" in res.output
+
+
+def test_bench_pipeline_module_rejects_unknown_outputs(capsys) -> None:
+    import benchmarks.bench_pipeline as bp
+
+    with pytest.raises(SystemExit) as exc:
+        bp.main(["--outputs", "overlay,junk"])
+    assert exc.value.code == 2 and "--outputs 'overlay,junk'" in capsys.readouterr().err

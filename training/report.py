@@ -64,15 +64,20 @@ def report_name(ctx: StageContext) -> str:
 
 def read_truth(data: Path, video_id: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """The synthetic set's evaluation-only ground truth: density (T, H, W), fixations (T, H, W), meta."""
-    gt_path, meta_path = data / "gt" / f"{video_id}.h5", data / "meta" / f"{video_id}.json"
+    gt_path = data / "gt" / f"{video_id}.h5"
     if not gt_path.is_file():
         raise InputError(
             f"{gt_path}: no ground truth (the report needs a synthetic set from `stanet-rt synth`)"
         )
     with h5py.File(gt_path, "r") as f:
         density, fixations = f["density"][()], f["fixations"][()]
-    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
-    return density, fixations, meta
+    return density, fixations, read_meta(data, video_id)
+
+
+def read_meta(data: Path, video_id: str) -> dict[str, Any]:
+    """The synthetic set's per-clip metadata (boxes of the source and distractors, flags); {} if absent."""
+    path = data / "meta" / f"{video_id}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def _score(
@@ -136,10 +141,7 @@ def pseudo_gt_source_share(ctx: StageContext) -> dict[str, Any]:
     videos = {"all twins": 0, "pulsing twins": 0}
     for split in ctx.export_splits():
         for rec in ctx.records(split):
-            meta_path = ctx.data / "meta" / f"{rec.video_id}.json"
-            if not meta_path.is_file():
-                continue
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            meta = read_meta(ctx.data, rec.video_id)
             frames = sorted(available_frames(ctx.pseudo_gt_dir, rec.video_id))
             if not meta.get("has_same_class_distractor") or not frames:
                 continue
@@ -422,11 +424,7 @@ def write_report(ctx: StageContext, results_dir: Path | None = None) -> dict[str
 
     scores, examples = evaluate_test_set(ctx, ctx.log)
     records = ctx.records("test")
-    twins = 0
-    for r in records:
-        meta_path = ctx.data / "meta" / f"{r.video_id}.json"
-        if meta_path.is_file():
-            twins += bool(json.loads(meta_path.read_text(encoding="utf-8")).get("has_same_class_distractor"))
+    twins = sum(bool(read_meta(ctx.data, r.video_id).get("has_same_class_distractor")) for r in records)
     timings_path = ctx.out / "timings.json"
     result = {
         "preset": ctx.preset.name,

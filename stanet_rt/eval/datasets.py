@@ -63,7 +63,7 @@ def read_mat_variable(path: Path, name: str = "eyeMap") -> np.ndarray:
         raise InputError(f"{path}: .mat file not found")
     try:
         data = scipy.io.loadmat(str(path), variable_names=[name])
-    except NotImplementedError:  # v7.3 = HDF5
+    except NotImplementedError:  # scipy's answer for a v7.3 (HDF5) .mat: h5py reads those
         return _read_v73_variable(path, name)
     except Exception as exc:  # MatReadError, ValueError, zlib / struct errors of a damaged file ...
         raise InputError(f"{path}: unreadable .mat file ({exc})") from None
