@@ -106,6 +106,12 @@ class ModelConfig:
     audio: AudioConfig | None = None
     audio_backbone: BackboneConfig | None = None
     netvlad_clusters: int = 16
+    # > 0: the audio nets append an ordered loudness profile of the window in this many bins to their
+    # NetVLAD embedding (``models.backbones.loudness_profile``; not in the original, whose configs keep 0)
+    audio_envelope_bins: int = 0
+    # the students' audio-visual gate: "stanet" (the paper's AVfusion) or "film" (feature-wise modulation,
+    # ``models.blocks.AVFiLMGate``; ours, for the light models)
+    av_fusion: str = "stanet"
     av_dim: int = 128  # AVfusion embedding width
     head_depth: int = 3  # number of 3x3 convs in the "extra" CAM head (SA/ST/+ teachers, STA+)
     head_width: int | None = None  # width of those convs (None: the backbone's output width)
@@ -122,6 +128,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
             raise ValueError(f"unknown arch {self.arch!r}; expected one of {', '.join(ARCHS)}")
+        if self.av_fusion not in ("stanet", "film"):
+            raise ValueError(f"unknown av_fusion {self.av_fusion!r}; expected 'stanet' or 'film'")
         if 0 not in self.window_offsets:
             raise ValueError(f"window_offsets {self.window_offsets} must contain 0")
 
@@ -288,11 +296,13 @@ def _sta_plus() -> ModelConfig:
 @register_config("stanet_lite")
 def _stanet_lite() -> ModelConfig:
     """Light causal student (issue 8): ResNet-18 at 256, window (-2, -1, 0) so no look-ahead, a narrow
-    audio net (widths / 4, 8 NetVLAD clusters -> 1024-d). 256 keeps the /32 grid at 8 x 8."""
+    audio net (widths / 4, 8 NetVLAD clusters -> 1024-d, + a 12-bin loudness profile: not an original
+    model, so it gets the audio that can say "loud right now"). 256 keeps the /32 grid at 8 x 8."""
     return ModelConfig(
         "stanet_lite", "stanet_lite", BackboneConfig("resnet18"), input_size=256, channels=32,
         window_offsets=(-2, -1, 0), audio=AUDIO,
         audio_backbone=BackboneConfig("audio_resnet18", widths=(16, 16, 32, 64, 128)), netvlad_clusters=8,
+        audio_envelope_bins=12, av_fusion="film",
     )
 
 
@@ -304,7 +314,7 @@ def _tiny(name: str, arch: str, backbone: BackboneConfig, **kw: Any) -> ModelCon
     return ModelConfig(name, arch, backbone, **base)
 
 
-_TINY_AV = dict(audio=AUDIO, audio_backbone=TINY_AUDIO)
+_TINY_AV = dict(audio=AUDIO, audio_backbone=TINY_AUDIO, audio_envelope_bins=4)
 _TINY_FACTORIES: dict[str, Callable[[], ModelConfig]] = {
     "tiny_s": lambda: _tiny("tiny_s", "s", TINY_RESNET),
     "tiny_sa": lambda: _tiny("tiny_sa", "sa", TINY_RESNET, **_TINY_AV),

@@ -22,7 +22,13 @@ from stanet_rt.config import (
     VGG16_D1,
     BackboneConfig,
 )
-from stanet_rt.models.backbones import NetVLAD, audio_embedding_dim, build_audio_net, build_backbone
+from stanet_rt.models.backbones import (
+    NetVLAD,
+    audio_embedding_dim,
+    build_audio_net,
+    build_backbone,
+    loudness_profile,
+)
 
 Shapes = dict[str, tuple[int, ...]]
 
@@ -269,6 +275,30 @@ def test_audio_net_grid_and_embedding() -> None:
     assert emb.shape == (2, 4 * TINY_AUDIO.widths[-1]) == (2, audio.out_dim)
     torch.testing.assert_close(emb.norm(dim=1), torch.ones(2))
     assert not torch.allclose(emb[0], emb[1])
+
+
+def test_loudness_profile_is_ordered_and_appended_without_parameters() -> None:
+    spec = torch.zeros(2, 1, 257, 48)
+    spec[0, :, :, 40:] = 1.0  # loud at the end of the window (the frame itself, end-aligned)
+    spec[1, :, :, :8] = 1.0  # loud at the start
+    prof = loudness_profile(spec, 12)
+    assert prof.shape == (2, 12)
+    torch.testing.assert_close(prof[0], torch.tensor([0.0] * 10 + [1.0] * 2))
+    torch.testing.assert_close(prof[1], torch.tensor([1.0] * 2 + [0.0] * 10))
+    with pytest.raises(ValueError, match="loudness bins"):
+        loudness_profile(spec, 5)
+    torch.manual_seed(0)
+    plain = build_audio_net(TINY_AUDIO, clusters=4).eval()
+    torch.manual_seed(0)
+    timed = build_audio_net(TINY_AUDIO, clusters=4, envelope_bins=12).eval()
+    assert timed.out_dim == plain.out_dim + 12 == audio_embedding_dim(TINY_AUDIO, 4, 12)
+    assert timed.state_dict().keys() == plain.state_dict().keys()  # published weights still load
+    x = torch.randn(2, 1, 257, 48)
+    emb = timed(x)
+    torch.testing.assert_close(emb[:, : plain.out_dim], plain(x))
+    torch.testing.assert_close(emb[:, plain.out_dim :], loudness_profile(x, 12))
+    with pytest.raises(ValueError, match="envelope_bins"):
+        build_audio_net(TINY_AUDIO, envelope_bins=-1)
 
 
 def test_unknown_backbones_are_rejected() -> None:

@@ -6,15 +6,18 @@ cases, lr-group sizes): here each block is checked against an independent einsum
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from stanet_rt.models.blocks import (
+    AVFiLMGate,
     AVFusion,
     CAMHead,
     CoAttentionGraph,
     SelfAttentionGate,
     TemporalGate,
+    build_av_gate,
     gap_logits,
     gated_residual,
     param_groups,
@@ -73,6 +76,40 @@ def test_avfusion_matches_reference_and_listens_to_audio() -> None:
     assert ((out > 0) & (out < 1)).all()
     assert not torch.allclose(out, av(torch.randn(2, 20), vis))
     assert all("extra" in name for name, _ in av.named_parameters())  # 10x / 20x lr groups
+
+
+def test_film_gate_matches_reference_and_can_pick_a_location_by_audio() -> None:
+    torch.manual_seed(0)
+    av = AVFiLMGate(visual_channels=12, audio_dim=20, mid_channels=4, av_dim=6)
+    vis, audio = torch.randn(2, 12, 4, 5), torch.randn(2, 20)
+    v = av.extra_convv(vis)
+    gamma, beta = av.extra_film(audio).split(6, dim=1)
+    ref = torch.sigmoid(av.extra_gateav(F.relu(v * (1 + gamma[..., None, None]) + beta[..., None, None])))
+    out = av(audio, vis)
+    assert out.shape == (2, 1, 4, 5)
+    torch.testing.assert_close(out, ref)
+    assert not torch.allclose(out, av(torch.randn(2, 20), vis))
+    assert all("extra" in name for name, _ in av.named_parameters())
+    # hand-set: visual channel 0 marks location A, channel 1 location B; audio dim 0 ("loud") selects A,
+    # dim 1 ("quiet") selects B. AVFusion cannot express this: its audio only reorders a channel mix.
+    gate = AVFiLMGate(visual_channels=2, audio_dim=2, mid_channels=1, av_dim=2)
+    with torch.no_grad():
+        for p in gate.parameters():
+            p.zero_()
+        gate.extra_convv.weight[:, :, 0, 0] = torch.eye(2)
+        gate.extra_film.bias[:2] = -1.0  # gamma = -1 + audio: closed unless the audio opens the channel
+        gate.extra_film.weight[:2] = torch.eye(2)
+        gate.extra_gateav[0].weight.fill_(10.0)
+        gate.extra_gateav[2].weight.fill_(1.0)
+    scene = torch.zeros(1, 2, 1, 2)
+    scene[0, 0, 0, 0] = scene[0, 1, 0, 1] = 1.0  # A at x = 0, B at x = 1
+    loud, quiet = gate(torch.tensor([[1.0, 0.0]]), scene), gate(torch.tensor([[0.0, 1.0]]), scene)
+    assert loud[0, 0, 0, 0] > 0.99 and loud[0, 0, 0, 1] == 0.5
+    assert quiet[0, 0, 0, 1] > 0.99 and quiet[0, 0, 0, 0] == 0.5
+    assert isinstance(build_av_gate("stanet", 4, 3, 2, 2), AVFusion)
+    assert isinstance(build_av_gate("film", 4, 3, 2, 2), AVFiLMGate)
+    with pytest.raises(ValueError, match="audio-visual gate"):
+        build_av_gate("concat", 4, 3, 2, 2)
 
 
 def test_temporal_gate_time_slice_only_sees_its_frame() -> None:

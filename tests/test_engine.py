@@ -175,3 +175,31 @@ def test_optimizer_groups_and_freeze(tmp_path):
     )
     assert not any(p.requires_grad for n, p in model2.named_parameters() if n.startswith("backbone"))
     assert all(p.requires_grad for n, p in model2.named_parameters() if n.startswith("extra"))
+
+
+def test_adamw_keeps_weights_that_get_no_loss_gradient():
+    """The light presets' AdamW: a parameter the loss does not reach (an audio net behind a closed gate)
+    must not be decayed away. Adam's coupled L2 normalises the decay term itself and shrinks such a
+    parameter by about lr per step: that collapsed every trained audio net to a constant embedding."""
+
+    def run(optimizer: str) -> float:
+        torch.manual_seed(0)
+        used, unused = torch.nn.Parameter(torch.randn(8)), torch.nn.Parameter(torch.full((8,), 0.05))
+        opt = build_optimizer(
+            torch.nn.ParameterList([used, unused]),
+            TrainSettings(epochs=1, batch_size=1, lr=2e-3, weight_decay=1e-4, optimizer=optimizer, groups="flat"),
+        )
+        for _ in range(100):
+            opt.zero_grad()
+            (used**2).sum().backward()
+            unused.grad = torch.zeros_like(unused)  # reached by the loss, but with no gradient
+            opt.step()
+        return float(unused.detach().abs().mean())
+
+    assert run("adamw") == pytest.approx(0.05, rel=1e-3)
+    assert run("adam") < 0.01  # the failure mode, pinned so that the comment above stays true
+    from training.presets import get_preset
+
+    preset = get_preset("synth-lite")
+    trainers = [*preset.coarse.values(), *preset.fine.values(), *preset.plus.values(), preset.switch]
+    assert {t.settings.optimizer for t in [*trainers, *preset.students.values()]} == {"adamw"}

@@ -98,7 +98,8 @@ def test_dynamic_batch_and_engine_interface(sta_export) -> None:
             ref = model.encode(torch.from_numpy(frames), None)
         for key in ref:
             np.testing.assert_allclose(res[key], ref[key].numpy(), atol=1e-4)
-    torch_out = enc.run_torch({"frames": torch.zeros(2, 3, 64, 64), "audio_embedding": torch.zeros(2, 64),
+    torch_out = enc.run_torch({"frames": torch.zeros(2, 3, 64, 64),
+                               "audio_embedding": torch.zeros(2, model.audio_embedding_dim),
                                "audio_on": torch.ones(2, 1)})
     assert isinstance(torch_out["x"], torch.Tensor) and torch_out["x"].shape[0] == 2
 

@@ -195,3 +195,40 @@ def test_forward_train_reaches_every_trainable_parameter(name: str) -> None:
     missing = [n for n, p in model.named_parameters() if p.grad is None and not n.startswith("switch.")]
     assert missing == []
     assert model.audio_net.conv1.weight.grad.abs().sum() > 0  # the audio net is fine-tuned (spec 2)
+
+
+@pytest.mark.parametrize("name", ["tiny_sta", "tiny_sta_plus", "tiny_lite"])
+def test_training_forward_closes_the_audio_gate_per_clip(name: str) -> None:
+    model = _model(name)
+    if model.config.use_switch:
+        _force_switch(model, True)
+    frames, spec = _clip(model.config)
+    with torch.no_grad():
+        both = model.encode_window(frames, spec, torch.tensor([1.0, 0.0]))
+        opened = model.encode_window(frames, spec)
+        closed = model.encode_window(frames, spec, torch.zeros(2))
+    torch.testing.assert_close(both["av"][0], opened["av"][0])
+    assert not both["av"][1].any() and not closed["av"].any() and opened["av"].abs().sum() > 0
+    with torch.no_grad():
+        out = model.forward_train(frames, spec, torch.tensor([1.0, 0.0]))
+        torch.testing.assert_close(out[:1], model.forward_train(frames[:1], spec[:1]))
+
+
+def test_audio_dropout_step_closes_a_share_of_the_gates() -> None:
+    from training.stages.students import audio_dropout_step, student_step
+
+    assert audio_dropout_step(0.0) is student_step
+    with pytest.raises(ValueError, match="audio dropout"):
+        audio_dropout_step(1.0)
+    seen: list[torch.Tensor] = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, frames, spectrograms=None, audio_on=None):
+            seen.append(audio_on)
+            return torch.zeros(len(frames), 1, 1, 4, 4, requires_grad=True)
+
+    torch.manual_seed(0)
+    batch = {"frames": torch.zeros(400, 1, 3, 4, 4), "gt": torch.rand(400, 1, 1, 4, 4)}
+    audio_dropout_step(0.25)(Recorder(), batch)
+    assert seen[0].shape == (400,) and set(seen[0].tolist()) == {0.0, 1.0}
+    assert 0.18 < 1 - float(seen[0].mean()) < 0.32

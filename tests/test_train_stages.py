@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -53,6 +54,15 @@ def test_paper_preset_is_appendix_a():
         t.settings.epochs == 15 and t.settings.optimizer == "sgd" and t.settings.nesterov
         for t in [*p.coarse.values(), *p.plus.values(), *p.students.values()]
     )
+    # the paper preset is the paper's: none of our additions for the light presets
+    assert p.av_sync is None
+    configs = [t.config for t in [*p.coarse.values(), *p.plus.values(), *p.students.values(), p.switch]]
+    assert {c.audio_envelope_bins for c in configs} == {0} and {c.av_fusion for c in configs} == {"stanet"}
+    assert {t.settings.audio_dropout for t in p.students.values()} == {0.0}
+    lite = get_preset("synth-lite")
+    assert lite.av_sync is not None and lite.students["sta"].settings.audio_dropout > 0
+    assert {t.config.av_fusion for t in lite.students.values()} == {"film"}
+    assert all(t.config.audio_envelope_bins == 12 for t in lite.students.values())
     assert get_preset("synth-lite").with_epochs(2).students["sta"].settings.epochs == 2
     assert set(list_presets()) == {"paper", "synth-lite", "synth-tiny"}
     assert plus_branch("st_plus_short") == ("st_plus", "short")
@@ -162,6 +172,10 @@ def test_train_all_synth_tiny_end_to_end(tmp_path):
     assert all(1 <= int(r["n_maps"]) <= len(preset.branches()) for r in rows)
     summary = json.loads((out / "pseudo_gt" / "complete.json").read_text())
     assert summary["branches"] == preset.branches()
+    # every video (all have audio) was reweighted by audio-visual synchrony, with the preset's settings
+    assert summary["av_sync"] == dataclasses.asdict(preset.av_sync)
+    for split in ctx.export_splits():
+        assert summary["counts"][split]["av_sync_videos"] == len(ctx.records(split))
     # the students are self-describing and run
     for name in preset.students:
         model, config, meta = load_checkpoint(out / "students" / f"{name}.pt")

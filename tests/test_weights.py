@@ -124,7 +124,7 @@ def test_unreadable_files_are_clear_errors(tmp_path) -> None:
 
 def test_load_pretrained_applies_audio_weights(tmp_path) -> None:
     cfg = get_config("tiny_sta")
-    audio = _randomise(build_audio_net(TINY_AUDIO, cfg.netvlad_clusters), 4)
+    audio = _randomise(build_audio_net(TINY_AUDIO, cfg.netvlad_clusters, cfg.audio_envelope_bins), 4)
     path = _save(tmp_path / "audio.pth", {"model_state_dict": dict(audio.state_dict())})
     cfg = cfg.replace(audio_backbone=dataclasses.replace(cfg.audio_backbone, weights=path))
     model = build_model(cfg)
@@ -157,7 +157,7 @@ def test_audio_weights_from_a_stanet_rt_checkpoint(tmp_path) -> None:
     student = build_model(cfg)
     _randomise(student.audio_net, 6)
     path = save_checkpoint(tmp_path / "sta.pt", student)
-    dst = build_audio_net(TINY_AUDIO, cfg.netvlad_clusters).eval()
+    dst = build_audio_net(TINY_AUDIO, cfg.netvlad_clusters, cfg.audio_envelope_bins).eval()
     load_backbone_weights(dst, TINY_AUDIO, path)
     spec = torch.randn(2, 1, 257, 48)
     torch.testing.assert_close(dst(spec), student.audio_net.eval()(spec))

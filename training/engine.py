@@ -65,14 +65,18 @@ class TrainSettings:
     ``groups``: "extra" = the original's 4 SGD groups (base / base biases x2 / ``extra`` x10 / ``extra``
     biases x20), "flat" = one group at ``lr`` (the AudioSwitch's setting). ``steps_per_epoch`` caps the
     iterations of an epoch (None: the whole sampler). ``freeze``: parameter-name prefixes that are not
-    trained (and kept in eval mode), e.g. a loaded AudioSwitch inside STA+.
+    trained (and kept in eval mode), e.g. a loaded AudioSwitch inside STA+. ``optimizer``: "sgd" (the
+    original's), "adamw" (Adam with decoupled weight decay: what the light presets use) or "adam" (Adam
+    with the decay added to the gradient; beware: Adam normalises that sum, so a parameter whose loss
+    gradient is tiny, such as an audio net behind a gate that has not opened yet, shrinks by about
+    ``lr`` per step and collapses to zero within a few hundred steps).
     """
 
     epochs: int
     batch_size: int
     lr: float
     weight_decay: float = 5e-4
-    optimizer: Literal["sgd", "adam"] = "sgd"
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     groups: Literal["extra", "flat"] = "extra"
     momentum: float = 0.9
     nesterov: bool = True
@@ -83,11 +87,14 @@ class TrainSettings:
     num_workers: int = 0
     seed: int = 0
     freeze: tuple[str, ...] = ()
+    audio_dropout: float = 0.0  # students: share of training clips whose audio-visual gate is closed
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
             raise ValueError(f"invalid settings: epochs {self.epochs}, batch {self.batch_size}, lr {self.lr}")
-        if self.optimizer not in ("sgd", "adam") or self.groups not in ("extra", "flat"):
+        if not 0.0 <= self.audio_dropout < 1.0:
+            raise ValueError(f"audio_dropout must be in [0, 1), got {self.audio_dropout}")
+        if self.optimizer not in ("sgd", "adam", "adamw") or self.groups not in ("extra", "flat"):
             raise ValueError(f"unknown optimizer {self.optimizer!r} / groups {self.groups!r}")
 
     def replace(self, **changes: Any) -> TrainSettings:
@@ -142,6 +149,8 @@ def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Op
                 "initial_lr": settings.lr,
             }
         ]
+    if settings.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=settings.lr)
     if settings.optimizer == "adam":
         return torch.optim.Adam(groups, lr=settings.lr)
     return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum, nesterov=settings.nesterov)

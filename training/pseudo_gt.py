@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -286,10 +286,16 @@ def write_video_pseudo_gt(
     branches: Mapping[str, BranchMaps],
     table: ProbabilityTable,
     min_maps: int = 1,
+    refine: Callable[[list[np.ndarray | None]], list[np.ndarray | None]] | None = None,
 ) -> int:
     """Fuse one video's branches, write every frame's pseudo-GT as an 8-bit PNG under ``root`` and add
-    its row to ``table``. Returns the number of frames written."""
+    its row to ``table``. ``refine`` maps the fused per-frame maps to the ones written (same length,
+    e.g. ``training.av_sync.apply_sync``). Returns the number of frames written."""
     maps, used = fuse_video(branches, min_maps)
+    if refine is not None:
+        maps = refine(maps)
+        if len(maps) != len(used):
+            raise ValueError(f"refine returned {len(maps)} maps for {len(used)} frames")
     written = 0
     for t, (m, u) in enumerate(zip(maps, used, strict=True)):
         if m is None:

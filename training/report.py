@@ -6,6 +6,8 @@ never read by training):
 
 * ``pseudo-GT``: the fused teacher maps of the test videos (made from their category tags, as for
   training videos), on the frames that have one; ``centre bias (pseudo-GT frames)`` on the same frames;
+  with a preset that reweights the pseudo-GT by audio-visual synchrony, also the same fusion without
+  that step (``pseudo-GT (no audio sync)``: the pseudo-GT's own audio-free twin);
 * ``STA``, ``STA+`` and the ``STANet+`` fusion (``FinalFusion.m``: N(max of N(maps))) with audio;
 * their audio-free twins: THE SAME MODELS with ``audio_on = 0`` (the audio-visual gate closed, as the
   runtime does without an audio track), not separately trained models;
@@ -39,7 +41,9 @@ from stanet_rt.eval.evaluate import evaluate_maps
 from training.data.atomic import write_text
 from training.data.pseudo_gt import available_frames, pseudo_gt_path, read_pseudo_gt
 from training.data.records import VideoRecord
+from training.pseudo_gt import fuse_video
 from training.stages.common import StageContext
+from training.stages.pseudo_gt import open_branch_files, video_branches
 from training.stages.students import (
     STUDENT_ORDER,
     load_student,
@@ -56,6 +60,10 @@ TEACHER = "STANet+"
 MIN_TEACHER_CC = 0.85  # issue 8: the distilled student's maps against the fused teacher's
 MIN_TEACHER_RATIO = 0.9  # issue 8: its metrics against the truth within 10 % of the teacher's
 AUDIO_OFF = " (audio off)"
+PGT_NO_SYNC = "pseudo-GT (no audio sync)"
+# "audio-gated beats audio-free": by at least this much CC; equal models differ by up to ~0.003 from
+# run to run, so a smaller gain is not a win
+AUDIO_MIN_GAIN = 0.01
 
 
 def report_name(ctx: StageContext) -> str:
@@ -192,6 +200,31 @@ def evaluate_test_set(
                     for r in records
                 }
     rows: dict[str, dict[str, list[dict[str, float]]]] = {s: {} for s in SUBSETS}
+    cam_files = open_branch_files(ctx) if ctx.preset.av_sync else None
+    try:
+        examples = _score_videos(ctx, records, store, preds, rows, cam_files)
+    finally:
+        for f in (cam_files or {}).values():
+            f.close()
+    scores = {subset: {m: _aggregate(r) for m, r in methods.items()} for subset, methods in rows.items()}
+    teacher = TEACHER if TEACHER in preds else next((NAMES[n] for n in STUDENT_ORDER if NAMES[n] in preds), None)
+    if LITE in preds and teacher is not None and LITE in scores["all"]:
+        scores["all"][LITE]["CC_vs_teacher"] = teacher_agreement(preds[LITE], preds[teacher], records)
+        scores["all"][LITE]["teacher"] = teacher
+    return scores, examples
+
+
+def _score_videos(
+    ctx: StageContext,
+    records: list[VideoRecord],
+    store: Any,
+    preds: dict[str, dict[str, np.ndarray]],
+    rows: dict[str, dict[str, list[dict[str, Any]]]],
+    cam_files: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Score every method on every test video into ``rows`` (per subset, method: per-video rows);
+    returns the example maps for the figure."""
+    size = ctx.preset.frame_size
     truth = {r.video_id: read_truth(ctx.data, r.video_id) for r in records}
     twins = [r.video_id for r in records if truth[r.video_id][2].get("has_same_class_distractor")]
     example_video = twins[0] if twins else records[0].video_id  # the figure prefers a distractor clip
@@ -217,6 +250,12 @@ def evaluate_test_set(
                     torch.from_numpy(m)[None, None], size=(size, size), mode="bilinear", align_corners=False
                 )[0, 0].numpy()
             )
+        pgt_methods: list[tuple[str, np.ndarray]] = [("pseudo-GT", pgt)]
+        if cam_files is not None:
+            fused, _ = fuse_video(video_branches(ctx, cam_files, rec.video_id), ctx.preset.min_maps)
+            empty = np.zeros((size, size), np.float32)
+            pgt_methods.append((PGT_NO_SYNC, np.stack([empty if m is None else m for m in fused])))
+        pgt_methods.append(("centre bias (pseudo-GT frames)", centre))
         for subset, frames in subsets.items():
             for method, pred in methods.items():
                 r = _score(pred, density, fixations, frames)
@@ -225,7 +264,7 @@ def evaluate_test_set(
                     rows[subset].setdefault(method, []).append(
                         {**r, "frames": int(frames.size), "source_share": share})
             covered = np.intersect1d(frames, pgt_frames)
-            for method, pred in (("pseudo-GT", pgt), ("centre bias (pseudo-GT frames)", centre)):
+            for method, pred in pgt_methods:
                 r = _score(pred, density, fixations, covered)
                 if r:
                     share = source_share(pred, meta, covered) if subset != "all" else []
@@ -241,12 +280,7 @@ def evaluate_test_set(
                 "pgt_frames": pgt_frames,
                 "preds": {m: p[rec.video_id] for m, p in preds.items()},
             }
-    scores = {subset: {m: _aggregate(r) for m, r in methods.items()} for subset, methods in rows.items()}
-    teacher = TEACHER if TEACHER in preds else next((NAMES[n] for n in STUDENT_ORDER if NAMES[n] in preds), None)
-    if LITE in preds and teacher is not None and LITE in scores["all"]:
-        scores["all"][LITE]["CC_vs_teacher"] = teacher_agreement(preds[LITE], preds[teacher], records)
-        scores["all"][LITE]["teacher"] = teacher
-    return scores, examples
+    return examples
 
 
 def teacher_agreement(student: dict[str, np.ndarray], teacher: dict[str, np.ndarray],
@@ -266,7 +300,8 @@ def teacher_agreement(student: dict[str, np.ndarray], teacher: dict[str, np.ndar
 
 def acceptance(scores: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]:
     """The issues' checks: pseudo-GT and students beat the centre bias by >= 0.2 CC (all test videos);
-    audio-gated models beat their audio-free twins on the same-class-distractor clips (CC); the distilled
+    audio-gated models beat their audio-free twins on the same-class-distractor clips (CC, by at least
+    ``AUDIO_MIN_GAIN``; the pseudo-GT's audio-free twin is the fusion without the sync step); the distilled
     light student's maps agree with its teacher's (CC >= 0.85) and its metrics against the truth are
     within 10 % of the teacher's (issue 8)."""
     checks: dict[str, Any] = {}
@@ -289,12 +324,13 @@ def acceptance(scores: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]
                     "value": round(ratio, 4), "pass": bool(ratio >= MIN_TEACHER_RATIO)}
     for subset in ("distractor", "distractor_events"):
         sub = scores.get(subset, {})
-        for m in ("STA", "STA+", "STANet+", LITE):
-            if m in sub and m + AUDIO_OFF in sub:
-                gain = sub[m]["CC"] - sub[m + AUDIO_OFF]["CC"]
+        pairs = [(m, m + AUDIO_OFF) for m in ("STA", "STA+", "STANet+", LITE)] + [("pseudo-GT", PGT_NO_SYNC)]
+        for m, off in pairs:
+            if m in sub and off in sub:
+                gain = sub[m]["CC"] - sub[off]["CC"]
                 checks[f"{m} audio on - off CC ({subset})"] = {
                     "value": round(gain, 4),
-                    "pass": bool(gain > 0),
+                    "pass": bool(gain >= AUDIO_MIN_GAIN),
                 }
     return checks
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stanet_rt.config import BackboneConfig
+from stanet_rt.config import BackboneConfig, ModelConfig
 
 RESNET_LAYERS = {
     "resnet18": (2, 2, 2, 2),
@@ -208,25 +208,67 @@ class NetVLAD(nn.Module):
         return F.normalize(vlad.flatten(1), p=2, dim=1)
 
 
+def loudness_profile(spec: Tensor, bins: int) -> Tensor:
+    """The ordered loudness profile of log-spectrogram windows: (B, 1, F, T) -> (B, bins).
+
+    Mean over frequency of every time column, averaged over ``bins`` equal runs of columns (T must be
+    divisible by ``bins``), oldest first. The windows are z-normalised (spec 1), so this is the
+    loudness over the window relative to its own mean: with the streaming (end-aligned) window the
+    last bin says how loud the sound is at the frame itself. Parameter-free.
+    """
+    b, _, _, t = spec.shape
+    if t % bins:
+        raise ValueError(f"{t} spectrogram columns do not split into {bins} loudness bins")
+    return spec.mean(dim=(1, 2)).reshape(b, bins, t // bins).mean(dim=2)
+
+
 class AudioNet(nn.Module):
     """VGGSound audio ResNet-18 (1 input channel) + NetVLAD: (B, 1, 257, 48) -> (B, out_dim).
 
     Keys match ``vggsound_netvlad.pth.tar``'s ``model_state_dict`` minus its 309-way ``fc_``.
+
+    ``envelope_bins`` > 0 appends :func:`loudness_profile` (``envelope_bins`` values) to the NetVLAD
+    embedding. A deliberate addition to the original: NetVLAD pools the time-frequency grid without
+    order, so the embedding says what sounds in the 0.5 s window but hardly *when*, while telling a
+    sounding object from a silent look-alike needs "loud right now" (the source moves with its sound).
+    The profile has no parameters, so published weights still load; 0 keeps the original embedding.
     """
 
-    def __init__(self, layers: tuple[int, ...], widths: tuple[int, ...], clusters: int = 16) -> None:
+    def __init__(
+        self, layers: tuple[int, ...], widths: tuple[int, ...], clusters: int = 16, envelope_bins: int = 0
+    ) -> None:
         super().__init__()
+        if envelope_bins < 0:
+            raise ValueError(f"envelope_bins must be >= 0, got {envelope_bins}")
         trunk = ResNet(BasicBlock, layers, widths, in_channels=1)
         # Same attribute names as VGGSound's ResNet so the keys line up (conv1, bn1, layer1..4, avgpool).
         self.conv1, self.bn1, self.relu, self.maxpool = trunk.conv1, trunk.bn1, trunk.relu, trunk.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = trunk.stages()
         self.avgpool = NetVLAD(clusters, trunk.channels[-1])
-        self.out_dim = clusters * trunk.channels[-1]
+        self.envelope_bins = envelope_bins
+        self.out_dim = clusters * trunk.channels[-1] + envelope_bins
 
     def forward(self, spec: Tensor) -> Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(spec))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.avgpool(x)
+        emb = self.avgpool(x)
+        if self.envelope_bins:
+            emb = torch.cat([emb, loudness_profile(spec, self.envelope_bins)], dim=1)
+        return emb
+
+
+def audio_net_of(config: ModelConfig) -> AudioNet:
+    """The audio net a model config asks for (its audio backbone, NetVLAD clusters, loudness bins)."""
+    if config.audio_backbone is None:
+        raise ValueError(f"{config.name}: no audio backbone")
+    return build_audio_net(config.audio_backbone, config.netvlad_clusters, config.audio_envelope_bins)
+
+
+def audio_dim_of(config: ModelConfig) -> int:
+    """Width of :func:`audio_net_of`'s embedding without building the net."""
+    if config.audio_backbone is None:
+        raise ValueError(f"{config.name}: no audio backbone")
+    return audio_embedding_dim(config.audio_backbone, config.netvlad_clusters, config.audio_envelope_bins)
 
 
 def build_backbone(cfg: BackboneConfig, num_stages: int | None = None) -> ResNet | VGG16D1:
@@ -241,13 +283,16 @@ def build_backbone(cfg: BackboneConfig, num_stages: int | None = None) -> ResNet
                   num_stages=num_stages or 4)
 
 
-def audio_embedding_dim(cfg: BackboneConfig, clusters: int = 16) -> int:
-    """Width of :func:`build_audio_net`'s output without building it: clusters x last-stage channels."""
-    return clusters * (cfg.widths or DEFAULT_WIDTHS)[-1]
+def audio_embedding_dim(cfg: BackboneConfig, clusters: int = 16, envelope_bins: int = 0) -> int:
+    """Width of :func:`build_audio_net`'s output without building it: clusters x last-stage channels
+    (+ the loudness profile's bins)."""
+    return clusters * (cfg.widths or DEFAULT_WIDTHS)[-1] + envelope_bins
 
 
-def build_audio_net(cfg: BackboneConfig, clusters: int = 16) -> AudioNet:
-    """Build the audio net (``audio_resnet18``): (B, 1, 257, 48) -> (B, clusters * C) embedding."""
+def build_audio_net(cfg: BackboneConfig, clusters: int = 16, envelope_bins: int = 0) -> AudioNet:
+    """Build the audio net (``audio_resnet18``): (B, 1, 257, 48) -> (B, clusters * C + envelope_bins)."""
     if cfg.name != "audio_resnet18":
         raise ValueError(f"unknown audio backbone {cfg.name!r}")
-    return AudioNet(cfg.layers or RESNET_LAYERS["audio_resnet18"], cfg.widths or DEFAULT_WIDTHS, clusters)
+    return AudioNet(
+        cfg.layers or RESNET_LAYERS["audio_resnet18"], cfg.widths or DEFAULT_WIDTHS, clusters, envelope_bins
+    )

@@ -122,6 +122,44 @@ class AVFusion(nn.Module):
         return torch.sigmoid(self.extra_gateav(z))
 
 
+class AVFiLMGate(nn.Module):
+    """Audio-visual gate by feature-wise modulation (FiLM, Perez et al., AAAI 2018); not in the original.
+
+    (B, A) audio embedding, (B, C_vis, h, w) visual map -> (B, 1, h, w) gate in (0, 1):
+    Z = ReLU(v (1 + gamma(a)) + beta(a)) with v = conv1x1(V) (D channels) and gamma, beta = Linear(a),
+    then the same conv1x1-ReLU-conv1x1-sigmoid readout as :class:`AVFusion`.
+
+    Why: :class:`AVFusion` conditions on the audio only through softmax(a' g^T), which mixes visual
+    channels by their global means; trained on the synthetic set it saturated into one fixed channel
+    choice whatever the audio (gate identical with the audio of another frame). FiLM lets each audio
+    dimension (the loudness profile's "loud right now" among them) scale and shift each visual
+    channel directly, so the gate can open on the object whose look matches the sound at this moment.
+    A config option (``ModelConfig.av_fusion = "film"``); the paper's models keep :class:`AVFusion`.
+    """
+
+    def __init__(self, visual_channels: int, audio_dim: int, mid_channels: int, av_dim: int = 128) -> None:
+        super().__init__()
+        self.extra_convv = nn.Conv2d(visual_channels, av_dim, 1)
+        self.extra_film = nn.Linear(audio_dim, 2 * av_dim)
+        self.extra_gateav = nn.Sequential(
+            nn.Conv2d(av_dim, mid_channels, 1), nn.ReLU(inplace=True), nn.Conv2d(mid_channels, 1, 1)
+        )
+
+    def forward(self, audio: Tensor, visual: Tensor) -> Tensor:
+        v = self.extra_convv(visual)  # (B, D, h, w)
+        gamma, beta = self.extra_film(audio)[:, :, None, None].chunk(2, dim=1)  # (B, D, 1, 1) each
+        return torch.sigmoid(self.extra_gateav(F.relu(v * (1 + gamma) + beta)))
+
+
+def build_av_gate(kind: str, visual_channels: int, audio_dim: int, mid_channels: int, av_dim: int) -> nn.Module:
+    """The audio-visual gate ``kind``: "stanet" (:class:`AVFusion`, the paper's) or "film" (:class:`AVFiLMGate`)."""
+    if kind == "stanet":
+        return AVFusion(visual_channels, audio_dim, mid_channels, av_dim)
+    if kind == "film":
+        return AVFiLMGate(visual_channels, audio_dim, mid_channels, av_dim)
+    raise ValueError(f"unknown audio-visual gate {kind!r}; expected 'stanet' or 'film'")
+
+
 class TemporalGate(nn.Module):
     """Temporal gate logits (spec 3.4 / 6.1 / 6.2): Conv3d (T,1,1) then two Conv3d (1,3,3).
 

@@ -98,13 +98,19 @@ class StudentModel(nn.Module, metaclass=abc.ABCMeta):
     def uses_audio(self) -> bool:
         return self.config.audio is not None
 
-    def encode_window(self, frames: Tensor, spectrograms: Tensor | None) -> OrderedDict[str, Tensor]:
-        """Encode a (B, T, 3, H, W) clip frame by frame (as one B*T batch) and stack to (B, T, ...)."""
+    def encode_window(
+        self, frames: Tensor, spectrograms: Tensor | None, audio_on: Tensor | None = None
+    ) -> OrderedDict[str, Tensor]:
+        """Encode a (B, T, 3, H, W) clip frame by frame (as one B*T batch) and stack to (B, T, ...).
+        ``audio_on`` (B,) or (B, 1) in {0, 1}: per clip, open (1, the default) or close the audio gate."""
         b, t = frames.shape[:2]
         embedding = None
         if spectrograms is not None and self.uses_audio:
             embedding = self.encode_audio(spectrograms.flatten(0, 1))
-        feats = self.encode(frames.flatten(0, 1), embedding)
+        on = None
+        if audio_on is not None and embedding is not None:
+            on = audio_on.reshape(b, 1).to(frames).repeat_interleave(t, dim=0)
+        feats = self.encode(frames.flatten(0, 1), embedding, on)
         return OrderedDict((k, v.unflatten(0, (b, t))) for k, v in feats.items())
 
     def forward(self, frames: Tensor, spectrograms: Tensor | None = None) -> Tensor:

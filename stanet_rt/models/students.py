@@ -28,14 +28,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stanet_rt.config import ModelConfig
-from stanet_rt.models.backbones import build_audio_net, build_backbone
+from stanet_rt.models.backbones import audio_net_of, build_backbone
 from stanet_rt.models.blocks import (
-    AVFusion,
     CAMHead,
     CoAttentionGraph,
     ConvGRUCell,
     SelfAttentionGate,
     TemporalGate,
+    build_av_gate,
     gated_residual,
     init_heads,
     resize_to,
@@ -76,14 +76,14 @@ class STAStudent(_AudioMixin, StudentModel):
         self.backbone = build_backbone(config.backbone)
         ch = self.backbone.channels
         self.audio_net = (
-            build_audio_net(config.audio_backbone, config.netvlad_clusters) if config.uses_audio else None
+            audio_net_of(config) if config.uses_audio else None
         )
         self.extra_s0 = nn.Conv2d(ch[1], c, 1)
         self.extra_s1 = nn.Conv2d(ch[2], c, 1)
         self.extra_x = nn.Conv2d(ch[3], c, 1)
         self.extra_av = None
         if self.audio_net is not None:
-            self.extra_av = AVFusion(ch[3], self.audio_embedding_dim, c, config.av_dim)
+            self.extra_av = build_av_gate(config.av_fusion, ch[3], self.audio_embedding_dim, c, config.av_dim)
         self.extra_temporal = TemporalGate(c, c, frames=len(config.window_offsets))
         self.extra_attention = SelfAttentionGate(c)
         n_terms = 3 if self.audio_net is not None else 2
@@ -131,9 +131,12 @@ class STAStudent(_AudioMixin, StudentModel):
     def head(self, window: dict[str, Tensor], output_size: tuple[int, int] | None = None) -> Tensor:
         return self._decode(window, _output_size(self.config, output_size))[1]
 
-    def forward_train(self, frames: Tensor, spectrograms: Tensor | None = None) -> Tensor:
-        """(B, T, 3, H, W), (B, T, 1, 257, 48) -> (B, 2, 1, H, W): coarse and fine logits of offset 0."""
-        window = self.encode_window(frames, spectrograms)
+    def forward_train(
+        self, frames: Tensor, spectrograms: Tensor | None = None, audio_on: Tensor | None = None
+    ) -> Tensor:
+        """(B, T, 3, H, W), (B, T, 1, 257, 48), (B,) gate -> (B, 2, 1, H, W): coarse and fine logits of
+        offset 0."""
+        window = self.encode_window(frames, spectrograms, audio_on)
         return torch.stack(self._decode(window, tuple(frames.shape[-2:])), dim=1)
 
 
@@ -153,10 +156,12 @@ class STAPlusStudent(_AudioMixin, StudentModel):
         self.backbone = build_backbone(config.backbone)
         vis = self.backbone.channels[-1]
         self.audio_net = (
-            build_audio_net(config.audio_backbone, config.netvlad_clusters) if config.uses_audio else None
+            audio_net_of(config) if config.uses_audio else None
         )
         self.extra_cam = CAMHead(vis, k, config.head_depth, config.head_width)
-        self.extra_av = AVFusion(vis, self.audio_net.out_dim, k, config.av_dim) if self.audio_net else None
+        self.extra_av = (
+            build_av_gate(config.av_fusion, vis, self.audio_net.out_dim, k, config.av_dim) if self.audio_net else None
+        )
         self.switch = None
         if config.use_switch and self.audio_net is not None:
             # A separately trained network with its own audio net (a trained ``audio_switch`` state dict
@@ -227,9 +232,12 @@ class STAPlusStudent(_AudioMixin, StudentModel):
     def head(self, window: dict[str, Tensor], output_size: tuple[int, int] | None = None) -> Tensor:
         return self._node_maps(window, _output_size(self.config, output_size))[:, 1]
 
-    def forward_train(self, frames: Tensor, spectrograms: Tensor | None = None) -> Tensor:
-        """(B, 9, 3, H, W), (B, 9, 1, 257, 48) -> (B, 3, 1, H, W): node maps of offsets -3, 0, +3."""
-        window = self.encode_window(frames, spectrograms)
+    def forward_train(
+        self, frames: Tensor, spectrograms: Tensor | None = None, audio_on: Tensor | None = None
+    ) -> Tensor:
+        """(B, 9, 3, H, W), (B, 9, 1, 257, 48), (B,) gate -> (B, 3, 1, H, W): node maps of offsets -3, 0,
+        +3."""
+        window = self.encode_window(frames, spectrograms, audio_on)
         return self._node_maps(window, tuple(frames.shape[-2:]))
 
     @property

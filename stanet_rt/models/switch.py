@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from stanet_rt.config import ModelConfig
-from stanet_rt.models.backbones import audio_embedding_dim, build_audio_net, build_backbone
+from stanet_rt.models.backbones import audio_dim_of, audio_net_of, build_backbone
 
 
 class AudioSwitch(nn.Module):
@@ -31,10 +31,8 @@ class AudioSwitch(nn.Module):
         self.backbone = build_backbone(config.backbone)
         if config.audio_backbone is None:
             raise ValueError("AudioSwitch needs an audio backbone")
-        self.audio_net = (
-            build_audio_net(config.audio_backbone, config.netvlad_clusters) if own_audio_net else None
-        )
-        audio_dim = audio_embedding_dim(config.audio_backbone, config.netvlad_clusters)
+        self.audio_net = audio_net_of(config) if own_audio_net else None
+        audio_dim = audio_dim_of(config)
         self.extra_visual = nn.Linear(self.backbone.channels[-1], dim)
         self.extra_audio = nn.Linear(audio_dim, dim)
         self.extra_bilinear = nn.Parameter(torch.empty(dim, dim, dim))

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stanet_rt.config import ModelConfig
-from stanet_rt.models.backbones import build_audio_net, build_backbone
+from stanet_rt.models.backbones import audio_net_of, build_backbone
 from stanet_rt.models.blocks import (
     AVFusion,
     CAMHead,
@@ -91,7 +91,7 @@ class SCAMTeacher(nn.Module):
         if self.uses_audio:
             if config.audio_backbone is None:
                 raise ValueError(f"{arch} needs an audio backbone")
-            self.audio_net = build_audio_net(config.audio_backbone, config.netvlad_clusters)
+            self.audio_net = audio_net_of(config)
             self.extra_av = AVFusion(vis, self.audio_net.out_dim, k, config.av_dim)
         if self.temporal:
             self.extra_temporal = TemporalGate(k, k, frames=3)

@@ -181,6 +181,17 @@ class MediaStore:
         """The 0.5 s, 16 kHz mono waveform window of every frame of video ``v``: (T, 8000) float32."""
         return self._plan(self.records[v]).windows()
 
+    def audio_track(self, v: int) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """The decoded audio of video ``v`` with each frame's place in it: ``waveform`` (L,) float32 at
+        the front end's rate, ``frame_samples`` (T,) int64 sample index of every frame's timestamp
+        (may lie outside [0, L)) and the frame rate; None for a record that ships only per-frame
+        spectrogram files (no waveform)."""
+        rec = self.records[v]
+        if rec.audio_path is None and rec.audio_features is not None:
+            return None
+        plan = self._plan(rec, alignment="end")  # an end-aligned window stops at its frame's time
+        return plan.waveform, np.asarray(plan.ranges[:, 1], dtype=np.int64), float(plan.fps)
+
     def prepare(self, audio: bool = True, progress: bool = False) -> None:
         """Fill the disk cache for every video (before starting DataLoader workers)."""
         items: Iterator[int] | range = range(len(self.records))
@@ -232,14 +243,15 @@ class MediaStore:
         )
         return fit_length(raw, rec.n_frames, rec.path)
 
-    def _plan(self, rec: VideoRecord):
+    def _plan(self, rec: VideoRecord, alignment: str | None = None):
         from stanet_rt.audio.features import plan_features
 
+        alignment = alignment or self.alignment
         if rec.audio_path is not None:
             return plan_features(
                 rec.audio_path,
                 fps=rec.fps,
-                alignment=self.alignment,  # type: ignore[arg-type]
+                alignment=alignment,  # type: ignore[arg-type]
                 n_frames=rec.n_frames,
                 config=self.audio,
             )
@@ -247,7 +259,7 @@ class MediaStore:
             raise InputError(f"{rec.path}: video {rec.video_id!r} has no audio file")
         return plan_features(
             rec.path,
-            alignment=self.alignment,
+            alignment=alignment,
             n_frames=rec.n_frames,  # type: ignore[arg-type]
             config=self.audio,
         )

@@ -3,21 +3,29 @@
 Per video: the coarse-to-fine S / SA / ST maps are smoothed over a centred t-2..t+2 window and cut
 below 3 x mean (``training.pseudo_gt.temporal_smooth``; the original's recursive look-ahead filter is
 fixed), then all branch maps (those 3 plus the preset's SCAM+ branches; 11 in the paper) are fused
-by class confidence with the fixed ``CAMFuse.m`` denominator. Output (replaced atomically as a
+by class confidence with the fixed ``CAMFuse.m`` denominator. With the preset's ``av_sync`` settings
+(light presets; not the paper's) every fused map is then reweighted by the audio-visual synchrony of
+its pixels (``training.av_sync``: what the category tags cannot teach, which of two look-alikes is
+the one that sounds); videos without a waveform keep the fused map. Output (replaced atomically as a
 whole): ``pseudo_gt/<video_id>/<frame:05d>.png`` (8-bit), ``pseudo_gt/probabilities.csv`` (the
 per-branch probabilities each map used) and ``pseudo_gt/complete.json`` (counts).
 
-Imports ``training.{cams,pseudo_gt,data.atomic,stages.common}``.
+Imports ``training.{av_sync,cams,pseudo_gt,data.atomic,stages.common}``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable
 
+import numpy as np
+
+from training.av_sync import SyncSettings, apply_sync, frame_loudness, sync_maps
 from training.cams import CamFile
 from training.data.atomic import atomic_dir, write_text
 from training.ddp import barrier
-from training.pseudo_gt import ProbabilityTable, write_video_pseudo_gt
+from training.pseudo_gt import BranchMaps, ProbabilityTable, write_video_pseudo_gt
 from training.stages.common import StageContext
 
 MARKER = "complete.json"
@@ -28,6 +36,40 @@ def pseudo_gt_complete(ctx: StageContext) -> bool:
     return (ctx.pseudo_gt_dir / MARKER).is_file()
 
 
+def sync_refiner(
+    ctx: StageContext, split: str, v: int, settings: SyncSettings
+) -> Callable[[list[np.ndarray | None]], list[np.ndarray | None]] | None:
+    """The :func:`~training.av_sync.apply_sync` step for video ``v`` of ``split`` (its frames at the
+    pseudo-GT grid and its audio loudness), or None when the video has no waveform."""
+    store = ctx.store(split)
+    track = store.audio_track(v)
+    if track is None:
+        return None
+    waveform, frame_samples, fps = track
+    half = max(1, round(store.audio.sample_rate / fps / 2))
+    maps, activity = sync_maps(store.frames(v), frame_loudness(waveform, frame_samples, half), settings)
+    return lambda fused: apply_sync(fused, maps, activity, settings)
+
+
+def open_branch_files(ctx: StageContext) -> dict[str, CamFile]:
+    """The CAM files of every branch the pseudo-GT fuses (fine S / SA / ST, then the SCAM+ branches)."""
+    files = {b: CamFile(ctx.cams_path("fine", b)) for b in ctx.preset.fine}
+    files.update({b: CamFile(ctx.cams_path("plus", b)) for b in ctx.preset.plus})
+    return files
+
+
+def video_branches(ctx: StageContext, files: dict[str, CamFile], video_id: str) -> dict[str, BranchMaps]:
+    """One video's branch maps as fused: the fine S / SA / ST ones temporally smoothed (spec 5.5)."""
+    preset = ctx.preset
+    branches = {}
+    for name, f in files.items():
+        maps = f.video(video_id)
+        if name in preset.fine:
+            maps = maps.smoothed(preset.smooth_radius, preset.smooth_factor)
+        branches[name] = maps
+    return branches
+
+
 def run_pseudo_gt(ctx: StageContext) -> None:
     """Stage ``pseudo-gt``: smooth, fuse and write the pseudo-GT maps of every exported split."""
     if ctx.resume and pseudo_gt_complete(ctx):
@@ -35,25 +77,24 @@ def run_pseudo_gt(ctx: StageContext) -> None:
         return
     if ctx.info.is_main:
         preset = ctx.preset
-        files = {b: CamFile(ctx.cams_path("fine", b)) for b in preset.fine}
-        files.update({b: CamFile(ctx.cams_path("plus", b)) for b in preset.plus})
+        files = open_branch_files(ctx)
         table = ProbabilityTable(list(files))
         counts: dict[str, dict[str, int]] = {}
         try:
             with atomic_dir(ctx.pseudo_gt_dir) as tmp:
                 for split in ctx.export_splits():
-                    written = total = 0
-                    for rec in ctx.records(split):
-                        branches = {}
-                        for name, f in files.items():
-                            maps = f.video(rec.video_id)
-                            if name in preset.fine:
-                                maps = maps.smoothed(preset.smooth_radius, preset.smooth_factor)
-                            branches[name] = maps
-                        written += write_video_pseudo_gt(tmp, rec.video_id, branches, table, preset.min_maps)
+                    written = total = synced = 0
+                    for v, rec in enumerate(ctx.records(split)):
+                        branches = video_branches(ctx, files, rec.video_id)
+                        refine = sync_refiner(ctx, split, v, preset.av_sync) if preset.av_sync else None
+                        synced += refine is not None
+                        written += write_video_pseudo_gt(
+                            tmp, rec.video_id, branches, table, preset.min_maps, refine
+                        )
                         total += rec.n_frames
-                    counts[split] = {"frames": total, "pseudo_gt": written}
-                    ctx.log(f"pseudo-gt {split}: {written} of {total} frames have a pseudo-GT map")
+                    counts[split] = {"frames": total, "pseudo_gt": written, "av_sync_videos": synced}
+                    ctx.log(f"pseudo-gt {split}: {written} of {total} frames have a pseudo-GT map"
+                            + (f"; {synced} videos reweighted by audio-visual sync" if preset.av_sync else ""))
                 table.write(tmp / TABLE)
                 summary = {
                     "branches": list(files),
@@ -61,6 +102,7 @@ def run_pseudo_gt(ctx: StageContext) -> None:
                     "counts": counts,
                     "smooth_radius": preset.smooth_radius,
                     "smooth_factor": preset.smooth_factor,
+                    "av_sync": dataclasses.asdict(preset.av_sync) if preset.av_sync else None,
                 }
                 write_text(tmp / MARKER, json.dumps(summary, indent=1) + "\n")
         finally:

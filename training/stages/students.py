@@ -35,7 +35,7 @@ from stanet_rt.config import ModelConfig
 from stanet_rt.errors import InputError
 from training.data.datasets import ClipDataset, StudentDataset
 from training.data.records import VideoRecord
-from training.engine import CHECKPOINT, StepOutput, ValidateFn, is_complete
+from training.engine import CHECKPOINT, StepFn, StepOutput, ValidateFn, is_complete
 from training.init import warm_start
 from training.losses import student_loss
 from training.presets import Trainer
@@ -62,15 +62,39 @@ class TrainForward(nn.Module):
         super().__init__()
         self.student = student
 
-    def forward(self, frames: Tensor, spectrograms: Tensor | None = None) -> Tensor:
-        return self.student.forward_train(frames, spectrograms)
+    def forward(
+        self, frames: Tensor, spectrograms: Tensor | None = None, audio_on: Tensor | None = None
+    ) -> Tensor:
+        return self.student.forward_train(frames, spectrograms, audio_on)
 
 
 def student_step(model: nn.Module, batch: dict[str, Tensor]) -> StepOutput:
     """BCE + KL of every output map (``model``: a :class:`TrainForward`, maybe DDP-wrapped) against its
-    pseudo-GT (batch ``gt`` (B, G, 1, S, S))."""
-    maps = model(batch["frames"], batch.get("spectrograms"))
+    pseudo-GT (batch ``gt`` (B, G, 1, S, S)); ``audio_on`` (B,), when the batch has it, opens or closes
+    each clip's audio gate."""
+    maps = model(batch["frames"], batch.get("spectrograms"), batch.get("audio_on"))
     return StepOutput(student_loss(maps, batch["gt"]))
+
+
+def audio_dropout_step(p: float) -> StepFn:
+    """:func:`student_step` with the audio gate of each training clip closed with probability ``p``.
+
+    Not in the original, whose students always trained with audio: the runtime also runs them with the
+    gate closed (no audio track, a silent microphone), a path that then was never trained, and a
+    student that must sometimes do without its audio learns what the audio adds instead of leaning on
+    whatever it happens to carry. ``p`` = 0 is :func:`student_step`.
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"audio dropout must be in [0, 1), got {p}")
+    if p == 0.0:
+        return student_step
+
+    def step(model: nn.Module, batch: dict[str, Tensor]) -> StepOutput:
+        n = len(batch["frames"])
+        on = (torch.rand(n) >= p).to(batch["frames"].dtype)
+        return student_step(model, {**batch, "audio_on": on})
+
+    return step
 
 
 def loss_validator(dataset: StudentDataset | None, batch: int) -> ValidateFn | None:
