@@ -112,6 +112,9 @@ class ModelConfig:
     # the students' audio-visual gate: "stanet" (the paper's AVfusion) or "film" (feature-wise modulation,
     # ``models.blocks.AVFiLMGate``; ours, for the light models)
     av_fusion: str = "stanet"
+    # students: add the parameter-free audio-visual synchrony gate over the window (``models.blocks.SyncGate``;
+    # ours, needs the loudness profile and a window of several frames)
+    sync_gate: bool = False
     av_dim: int = 128  # AVfusion embedding width
     head_depth: int = 3  # number of 3x3 convs in the "extra" CAM head (SA/ST/+ teachers, STA+)
     head_width: int | None = None  # width of those convs (None: the backbone's output width)
@@ -130,6 +133,8 @@ class ModelConfig:
             raise ValueError(f"unknown arch {self.arch!r}; expected one of {', '.join(ARCHS)}")
         if self.av_fusion not in ("stanet", "film"):
             raise ValueError(f"unknown av_fusion {self.av_fusion!r}; expected 'stanet' or 'film'")
+        if self.sync_gate and (self.audio is None or self.audio_envelope_bins < 1 or len(self.window_offsets) < 4):
+            raise ValueError("sync_gate needs audio, audio_envelope_bins > 0 and a window of at least 4 frames")
         if 0 not in self.window_offsets:
             raise ValueError(f"window_offsets {self.window_offsets} must contain 0")
 

@@ -16,6 +16,7 @@ from stanet_rt.models.blocks import (
     CAMHead,
     CoAttentionGraph,
     SelfAttentionGate,
+    SyncGate,
     TemporalGate,
     build_av_gate,
     gap_logits,
@@ -208,3 +209,27 @@ def test_resize_to_any_size() -> None:
     x = torch.randn(2, 3, 5, 7)
     assert resize_to(x, (11, 13)).shape == (2, 3, 11, 13)
     torch.testing.assert_close(resize_to(x, (5, 7)), x)
+
+
+def test_sync_gate_finds_the_cell_that_follows_the_loudness() -> None:
+    gate = SyncGate(cell=2, power=4.0, weight=3.0)
+    g = torch.Generator().manual_seed(0)
+    loud = torch.rand(1, 8, generator=g)
+    grey = torch.zeros(1, 8, 1, 2, 2)
+    grey[0, :, 0, 0, 0] = 0.5 + 2.0 * loud[0]  # follows the sound
+    grey[0, :, 0, 1, 1] = torch.rand(8, generator=g)  # its own rhythm
+    sync = gate(grey, loud.reshape(1, 8, 1, 1, 1))
+    assert sync.shape == (1, 1, 2, 2)
+    assert sync[0, 0, 0, 0] == pytest.approx(1.0, abs=1e-4) and sync[0, 0, 1, 1] < 0.5
+    assert sync[0, 0, 0, 1] == 0 and sync[0, 0, 1, 0] == 0  # still pixels: no correlation
+    silent = gate(grey, torch.zeros(1, 8, 1, 1, 1))  # no audio (gate closed): nothing to add
+    assert not silent.any()
+    logits = torch.zeros(1, 2, 4, 4)
+    with torch.no_grad():
+        boosted = gate.boost(logits, sync)
+    torch.testing.assert_close(boosted[:, 0], boosted[:, 1])
+    assert boosted[0, 0, 0, 0] == pytest.approx(3.0, abs=1e-3) and boosted.min() >= 0
+    frames = torch.randn(2, 3, 8, 6)
+    g2, l2 = gate.frame_features(frames, torch.tensor([[0.3], [0.0]]))
+    torch.testing.assert_close(g2, F.avg_pool2d(frames.mean(1, keepdim=True), 2))
+    assert l2.shape == (2, 1, 1, 1) and float(l2[0]) == pytest.approx(0.3)

@@ -232,3 +232,26 @@ def test_audio_dropout_step_closes_a_share_of_the_gates() -> None:
     audio_dropout_step(0.25)(Recorder(), batch)
     assert seen[0].shape == (400,) and set(seen[0].tolist()) == {0.0, 1.0}
     assert 0.18 < 1 - float(seen[0].mean()) < 0.32
+
+
+def test_sync_gate_student_contract_and_audio_free_path() -> None:
+    from stanet_rt.config import get_config as config_of
+
+    cfg = config_of("tiny_lite").replace(window_offsets=tuple(range(-5, 1)), sync_gate=True)
+    model = build_model(cfg).eval()
+    frames, spec = _clip(cfg)
+    with torch.no_grad():
+        whole = model(frames, spec)
+        feats = [model.encode(frames[:, i], model.encode_audio(spec[:, i])) for i in range(6)]
+        window = {k: torch.stack([f[k] for f in feats], 1) for k in feats[0]}
+        assert tuple(window["grey"].shape[2:]) == model.feature_shapes(64, 64)["grey"]
+        torch.testing.assert_close(model.head(window), whole)  # the encode / head contract holds
+        on = model.forward_train(frames, spec)
+        off = model.forward_train(frames, spec, torch.zeros(2))
+        model.extra_sync.extra_sync_weight.zero_()
+        on0 = model.forward_train(frames, spec)
+        off0 = model.forward_train(frames, spec, torch.zeros(2))
+    torch.testing.assert_close(off, off0)  # gate closed: the synchrony adds nothing
+    assert not torch.allclose(on, on0)  # open: it does
+    with pytest.raises(ValueError, match="sync_gate"):
+        config_of("tiny_lite").replace(sync_gate=True)  # a 3-frame window is too short

@@ -160,6 +160,45 @@ def build_av_gate(kind: str, visual_channels: int, audio_dim: int, mid_channels:
     raise ValueError(f"unknown audio-visual gate {kind!r}; expected 'stanet' or 'film'")
 
 
+class SyncGate(nn.Module):
+    """Audio-visual synchrony over a student's window ("pixels that sound"; ours, not the original's).
+
+    The same cue as the pseudo-GT's synchrony term (``training.av_sync``), computed inside the model
+    over its own window so that it also runs in streaming: per frame the encoder emits a coarse grey
+    grid (:meth:`frame_features`: the channel mean of the normalised frame averaged over ``cell`` x
+    ``cell`` pixels) and the audio's loudness at that frame (the last bin of the embedding's loudness
+    profile, times ``audio_on``); the head correlates them over the window (:meth:`forward`:
+    |Pearson r|^power per grid cell, max-normalised) and adds ``extra_sync_weight`` x that map to the
+    saliency logits. No audio (gate closed) gives a zero map: the audio-free path is the visual one.
+    Learned students could not discover this correlation from a few CPU epochs (they learned which
+    object is the source in each training clip by heart instead); computing it is cheap and exact.
+    """
+
+    def __init__(self, cell: int = 8, power: float = 4.0, weight: float = 2.0) -> None:
+        super().__init__()
+        self.cell, self.power = cell, power
+        self.extra_sync_weight = nn.Parameter(torch.tensor(float(weight)))
+
+    def frame_features(self, frames: Tensor, loudness: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, 3, H, W) normalised frames, (B, 1) loudness (0 without audio) -> grey (B, 1, H/cell,
+        W/cell), loud (B, 1, 1, 1)."""
+        grey = F.avg_pool2d(frames.mean(dim=1, keepdim=True), self.cell, self.cell)
+        return grey, loudness.reshape(-1, 1, 1, 1)
+
+    def forward(self, grey: Tensor, loud: Tensor, eps: float = 1e-6) -> Tensor:
+        """grey (B, T, 1, h, w), loud (B, T, 1, 1, 1) -> synchrony map (B, 1, h, w) in [0, 1]."""
+        x = grey - grey.mean(dim=1, keepdim=True)
+        e = loud - loud.mean(dim=1, keepdim=True)
+        num = (x * e).sum(dim=1)
+        den = torch.sqrt((x * x).sum(dim=1) * (e * e).sum(dim=1)) + eps
+        s = (num / den).abs() ** self.power
+        return s / (s.amax(dim=(-2, -1), keepdim=True) + eps)
+
+    def boost(self, logits: Tensor, sync: Tensor) -> Tensor:
+        """Logits (B, M, H, W) plus the weighted synchrony map (B, 1, h, w) resized to (H, W)."""
+        return logits + self.extra_sync_weight * resize_to(sync, logits.shape[-2:])
+
+
 class TemporalGate(nn.Module):
     """Temporal gate logits (spec 3.4 / 6.1 / 6.2): Conv3d (T,1,1) then two Conv3d (1,3,3).
 
