@@ -250,13 +250,7 @@ def predict_window(model: nn.Module, frames: Tensor, spectrograms: Tensor | None
     """A student's map of the offset-0 frame through the encode / head contract (what the runtime runs):
     frames (B, T, 3, S, S), spectrograms (B, T, 1, 257, 48) or None, ``audio_on`` 1 (audio) or 0 (the
     audio-free path of the same model). Returns sigmoid maps (B, S, S) in [0, 1]."""
-    b, t = frames.shape[:2]
-    emb = None
-    if spectrograms is not None and model.uses_audio:
-        emb = model.encode_audio(spectrograms.flatten(0, 1))
-    on = frames.new_full((b * t, 1), float(audio_on))
-    feats = model.encode(frames.flatten(0, 1), emb, on if emb is not None else None)
-    window = {k: v.unflatten(0, (b, t)) for k, v in feats.items()}
+    window = model.encode_window(frames, spectrograms, frames.new_full((frames.shape[0],), float(audio_on)))
     return torch.sigmoid(model.head(window, tuple(frames.shape[-2:])))[:, 0]
 
 
