@@ -8,7 +8,7 @@ gate open and closed. If the oracle student cannot tell a pulsing twin from the 
 limit is the student's audio path (0.5 s window, z-normalised, NetVLAD pooling), not the pseudo-GT.
 
 Run after ``stanet-rt train all --preset synth-lite --out RUN``:
-``python -m benchmarks.audio_oracle_check RUN [--out benchmarks/results]`` (a few minutes on 2 cores;
+``python -m stanet_rt.benchmarks.audio_oracle_check RUN [--out benchmarks/results]`` (a few minutes on 2 cores;
 writes ``RUN/oracle_maps``, ``RUN/students/oracle.pt`` and ``audio_oracle_check.<machine>.{json,md}``).
 """
 
@@ -20,15 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS_DIR, BenchmarkResult
+from stanet_rt.benchmarks.common import RESULTS_DIR, BenchmarkResult
 from stanet_rt.errors import InputError
 from stanet_rt.eval.evaluate import evaluate_maps
-from training.data.atomic import atomic_dir
-from training.data.pseudo_gt import write_pseudo_gt
-from training.presets import get_preset
-from training.report import read_truth, source_share, twin_pulses
-from training.stages.common import StageContext
-from training.stages.students import load_student, student_file, student_maps, train_student
+from stanet_rt.training.data.atomic import atomic_dir
+from stanet_rt.training.data.pseudo_gt import write_pseudo_gt
+from stanet_rt.training.presets import get_preset
+from stanet_rt.training.report import read_truth, source_share, twin_pulses
+from stanet_rt.training.stages.common import StageContext
+from stanet_rt.training.stages.students import load_student, student_file, student_maps, train_student
 
 NAME = "oracle"
 

@@ -1,7 +1,7 @@
 """Throughput of the evaluation metrics: frames per second at 640 x 360, every metric, post-processing
 and the bicubic resize included (a prediction at 356 x 356 scored against a 640 x 360 ground truth).
 
-Run: ``python -m benchmarks.bench_metrics [--frames N] [--width W --height H]``.
+Run: ``python -m stanet_rt.benchmarks.bench_metrics [--frames N] [--width W --height H]``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 
 import numpy as np
 
-from benchmarks.common import BenchmarkResult, time_callable
+from stanet_rt.benchmarks.common import BenchmarkResult, time_callable
 from stanet_rt.eval import metrics as M
 from stanet_rt.eval.evaluate import score_frame
 from stanet_rt.eval.postprocess import imresize, postprocess_map

@@ -12,7 +12,7 @@ Models: registered config names (random weights: speed does not depend on them),
 ``default`` (the packaged default model) and ``stanet_plus`` (STA + STA+ fused: both students per
 output frame plus the fusion).
 
-Run: ``python -m benchmarks.bench_models --models stanet_lite,sta --batches 1,8`` or ``stanet-rt bench models``.
+Run: ``python -m stanet_rt.benchmarks.bench_models --models stanet_lite,sta --batches 1,8`` or ``stanet-rt bench models``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.common import BenchmarkResult, Timing, bar_plot, time_callable
+from stanet_rt.benchmarks.common import BenchmarkResult, Timing, bar_plot, time_callable
 
 BACKENDS = ("torch", "torch-compile", "ort-cpu", "ort-cuda", "ort-trt", "tensorrt")
 PRECISIONS = ("fp32", "fp16")
@@ -98,12 +98,12 @@ def why_skipped(backend: str, precision: str) -> str | None:
 
 def engines_for(model: Any, backend: str, precision: str, workdir: Path) -> dict[str, Any]:
     """The part engines (audio, encoder, head) of ``model`` on ``backend`` at ``precision``."""
-    import engines
-    from export.onnx_export import part_path
+    from stanet_rt import engines
+    from stanet_rt.export.onnx_export import part_path
 
     cuda = torch.cuda.is_available()
     if backend in ("torch", "torch-compile"):
-        from engines.torch_backend import torch_engines
+        from stanet_rt.engines.torch_backend import torch_engines
 
         parts = torch_engines(model, "cuda" if cuda else "cpu", precision)
         if backend == "torch-compile":
@@ -112,7 +112,7 @@ def engines_for(model: Any, backend: str, precision: str, workdir: Path) -> dict
         return parts
     name = model.config.name
     if not part_path(workdir, name, "head", precision).exists():
-        from export.api import export_model
+        from stanet_rt.export.api import export_model
 
         export_model(model, workdir, fp16=precision == "fp16", tensorrt=backend == "tensorrt", progress=False)
     parts = {}

@@ -6,7 +6,7 @@ fps; latency from frame arrival (decoded) to its map written (p50 / p95); the ST
 pipeline's own overhead: the share of frame time that is not model inference (audio + encoder + head).
 Stages run in three threads, so shares of wall time can add up to more than 100 %.
 
-Run: ``python -m benchmarks.bench_pipeline --models default --size 1920x1080 --seconds 3`` or
+Run: ``python -m stanet_rt.benchmarks.bench_pipeline --models default --size 1920x1080 --seconds 3`` or
 ``stanet-rt bench pipeline``.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import BenchmarkResult, bar_plot, time_callable
+from stanet_rt.benchmarks.common import BenchmarkResult, bar_plot, time_callable
 
 STAGES = ("decode", "preprocess", "audio", "encoder", "head", "fusion", "overlay", "maps")
 INFERENCE = ("audio", "encoder", "head")
@@ -49,7 +49,7 @@ def _resolve_models(spec: str, workdir: Path, backend: str = "auto") -> tuple[st
             torch.manual_seed(0)
             part = str(save_checkpoint(workdir / f"{part}.pt", build_model(get_config(part)).eval()))
         if backend in ("onnxruntime", "tensorrt") and Path(part).suffix in (".pt", ".pth"):
-            from export.api import export_model
+            from stanet_rt.export.api import export_model
 
             folder = workdir / f"export_{Path(part).stem}"
             if not folder.is_dir():

@@ -4,7 +4,7 @@
 opens a student's audio / encoder / head graphs (or a checkpoint through PyTorch).
 """
 
-from engines.auto import BACKENDS, StudentEngines, open, open_student  # noqa: A004
-from engines.base import Engine, EngineInfo, TensorSpec
+from stanet_rt.engines.auto import BACKENDS, StudentEngines, open, open_student  # noqa: A004
+from stanet_rt.engines.base import Engine, EngineInfo, TensorSpec
 
 __all__ = ["BACKENDS", "Engine", "EngineInfo", "StudentEngines", "TensorSpec", "open", "open_student"]

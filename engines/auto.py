@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from engines.base import Engine
+from stanet_rt.engines.base import Engine
 from stanet_rt.config import ModelConfig
 from stanet_rt.errors import InputError
 
@@ -63,7 +63,7 @@ def open(path: str | Path, backend: str = "auto", device: str | None = "auto") -
         raise InputError(f"{path}: file not found")
     if path.suffix == ".engine":
         if backend in ("auto", "tensorrt"):
-            from export.sidecar import Sidecar, mismatch_reason, sha256_of
+            from stanet_rt.export.sidecar import Sidecar, mismatch_reason, sha256_of
 
             try:
                 side = Sidecar.read(path)
@@ -74,7 +74,7 @@ def open(path: str | Path, backend: str = "auto", device: str | None = "auto") -
                 gpu, cc, trt_version = _gpu_and_trt()
                 reason = mismatch_reason(side, gpu, cc, trt_version, sha256_of(onnx) if onnx.exists() else None)
             if reason is None:
-                from engines.trt_backend import TensorRTEngine
+                from stanet_rt.engines.trt_backend import TensorRTEngine
 
                 return TensorRTEngine(path)
             if backend == "tensorrt":
@@ -90,7 +90,7 @@ def open(path: str | Path, backend: str = "auto", device: str | None = "auto") -
     if path.suffix == ".onnx":
         if backend not in ("auto", "onnxruntime"):
             raise InputError(f"{path}: an ONNX file runs with onnxruntime (or auto), not {backend}")
-        from engines.ort_backend import OrtEngine
+        from stanet_rt.engines.ort_backend import OrtEngine
 
         return OrtEngine(path, device)
     raise InputError(f"{path}: unknown model file type {path.suffix!r} (expected .onnx or .engine; "
@@ -124,7 +124,7 @@ def _metadata(engine: Engine, onnx_path: Path | None) -> dict[str, str] | None:
     if isinstance(meta, dict):
         return meta
     if onnx_path is not None and onnx_path.is_file():
-        from export.onnx_export import read_metadata
+        from stanet_rt.export.onnx_export import read_metadata
 
         try:
             return read_metadata(onnx_path)
@@ -161,7 +161,7 @@ def exported_beside(checkpoint: Path) -> Path | None:
     x --out <dir>``): ``<stem>.head.onnx`` exists and its ``stanet_rt.source_sha256`` is the checkpoint's
     (file times are no guide after a git checkout). An export of another file (the checkpoint was
     retrained since) is ignored with a warning."""
-    from export.sidecar import sha256_of
+    from stanet_rt.export.sidecar import sha256_of
 
     prefix = checkpoint.with_suffix("")
     head = prefix.parent / f"{prefix.name}.head.onnx"
@@ -198,7 +198,7 @@ def open_student(path: str | Path, backend: str = "auto", device: str | None = N
     elif path.suffix in (".pt", ".pth"):
         if backend not in ("auto", "torch"):
             raise InputError(f"{path}: a checkpoint runs with the torch backend; export it for {backend}")
-        from engines.torch_backend import torch_engines
+        from stanet_rt.engines.torch_backend import torch_engines
         from stanet_rt.checkpoint import load_checkpoint
         from stanet_rt.models.student_base import StudentModel
 

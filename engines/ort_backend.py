@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.base import Engine, EngineInfo, TensorSpec
+from stanet_rt.engines.base import Engine, EngineInfo, TensorSpec
 from stanet_rt.errors import InputError
 
 log = logging.getLogger("stanet_rt.engines")

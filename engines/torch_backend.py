@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from engines.base import Engine, EngineInfo, TensorSpec
-from export.onnx_export import PartSpec, part_specs
+from stanet_rt.engines.base import Engine, EngineInfo, TensorSpec
+from stanet_rt.export.onnx_export import PartSpec, part_specs
 from stanet_rt.audio.spectrogram import LogSpectrogram
 from stanet_rt.models.backbones import NetVLAD
 from stanet_rt.models.student_base import StudentModel

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.base import Engine, EngineInfo, TensorSpec
+from stanet_rt.engines.base import Engine, EngineInfo, TensorSpec
 from stanet_rt.errors import InputError
 
 log = logging.getLogger("stanet_rt.engines")
@@ -46,7 +46,7 @@ class TensorRTEngine(Engine):
         is_input = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
         self.inputs = [TensorSpec(n, tuple(self.engine.get_tensor_shape(n))) for n in names if is_input[n]]
         self.outputs = [TensorSpec(n, tuple(self.engine.get_tensor_shape(n))) for n in names if not is_input[n]]
-        from export.sidecar import Sidecar
+        from stanet_rt.export.sidecar import Sidecar
 
         precision = Sidecar.read(path).precision if Path(str(path) + ".json").exists() else "unknown"
         self.info = EngineInfo("tensorrt", precision, "cuda", path.name.split(".")[1])

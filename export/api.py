@@ -11,9 +11,9 @@ from pathlib import Path
 
 import onnx
 
-from export.fp16 import to_fp16
-from export.onnx_export import DEFAULT_OPSET, export_part, part_path, part_specs, save_atomic, set_metadata
-from export.parity import ParityResult, check_part, real_inputs
+from stanet_rt.export.fp16 import to_fp16
+from stanet_rt.export.onnx_export import DEFAULT_OPSET, export_part, part_path, part_specs, save_atomic, set_metadata
+from stanet_rt.export.parity import ParityResult, check_part, real_inputs
 from stanet_rt.errors import InputError
 from stanet_rt.models.student_base import StudentModel
 
@@ -65,7 +65,7 @@ def export_model(model: str | Path | StudentModel, out_dir: str | Path, fp16: bo
     config_json = net.config.to_json()
     extra = {}
     if source.startswith("checkpoint"):  # lets engines.auto tell an export of this exact file from a stale one
-        from export.sidecar import sha256_of
+        from stanet_rt.export.sidecar import sha256_of
 
         extra["stanet_rt.source_sha256"] = sha256_of(Path(model))
     specs = part_specs(net)
@@ -100,7 +100,7 @@ def export_model(model: str | Path | StudentModel, out_dir: str | Path, fp16: bo
 
 def build_engines(files: list[Path], out_dir: Path, name: str, specs: list) -> tuple[list[Path], str]:
     """Build a TensorRT engine for every exported graph, or say why not (the ONNX files stay)."""
-    from export.tensorrt_build import TensorRTUnavailable, build_engine, trt_environment
+    from stanet_rt.export.tensorrt_build import TensorRTUnavailable, build_engine, trt_environment
 
     try:
         trt_environment()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from export.onnx_export import PartSpec
+from stanet_rt.export.onnx_export import PartSpec
 
 THRESHOLDS = {"fp32": 0.9999, "fp16": 0.999}
 CONSTANT_ATOL = {"fp32": 1e-4, "fp16": 1e-2}

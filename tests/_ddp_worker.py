@@ -11,9 +11,9 @@ from torch.utils.data import Dataset
 
 from stanet_rt.config import get_config
 from stanet_rt.models.factory import build_model
-from training.ddp import init_distributed, shutdown
-from training.engine import StepOutput, TrainSettings, train
-from training.losses import teacher_loss
+from stanet_rt.training.ddp import init_distributed, shutdown
+from stanet_rt.training.engine import StepOutput, TrainSettings, train
+from stanet_rt.training.losses import teacher_loss
 
 
 class Frames(Dataset):

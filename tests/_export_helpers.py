@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from _model_helpers import lively
 
-from export.api import ExportReport, export_model
+from stanet_rt.export.api import ExportReport, export_model
 from stanet_rt.checkpoint import save_checkpoint
 from stanet_rt.config import get_config
 from stanet_rt.models.factory import build_model

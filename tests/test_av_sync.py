@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.av_sync import SyncSettings, apply_sync, frame_loudness, sync_maps
+from stanet_rt.training.av_sync import SyncSettings, apply_sync, frame_loudness, sync_maps
 
 
 def _two_lookalikes(n: int = 40, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray, tuple, tuple]:

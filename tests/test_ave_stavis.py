@@ -10,11 +10,11 @@ import pytest
 from scipy.io import wavfile
 
 from stanet_rt.errors import InputError
-from training.data.ave import read_annotations, read_ave, read_class_index
-from training.data.frames import MediaStore, sorted_frames
-from training.data.records import ClassIndex, event_labels
-from training.data.stavis import read_stavis
-from training.data.synth_io import write_mp4
+from stanet_rt.training.data.ave import read_annotations, read_ave, read_class_index
+from stanet_rt.training.data.frames import MediaStore, sorted_frames
+from stanet_rt.training.data.records import ClassIndex, event_labels
+from stanet_rt.training.data.stavis import read_stavis
+from stanet_rt.training.data.synth_io import write_mp4
 
 HEADER = "Category&VideoID&Quality&StartTime&EndTime"
 

@@ -48,7 +48,7 @@ def test_bench_models_rows_parts_and_skips(tmp_path) -> None:
 
 
 def test_bench_models_fused_stanet_plus_is_the_sum(tmp_path, monkeypatch) -> None:
-    from benchmarks import bench_models as bm
+    from stanet_rt.benchmarks import bench_models as bm
 
     monkeypatch.setattr(bm, "fusion_ms", lambda size=356: 1.5)
     real_load = bm.load_model
@@ -92,7 +92,7 @@ def test_bench_bad_options_are_one_line_errors(tmp_path) -> None:
 
 
 def test_bench_pipeline_module_rejects_unknown_outputs(capsys) -> None:
-    import benchmarks.bench_pipeline as bp
+    import stanet_rt.benchmarks.bench_pipeline as bp
 
     with pytest.raises(SystemExit) as exc:
         bp.main(["--outputs", "overlay,junk"])

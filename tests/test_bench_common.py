@@ -1,11 +1,11 @@
-"""benchmarks.common: timing statistics, machine description and result files."""
+"""stanet_rt.benchmarks.common: timing statistics, machine description and result files."""
 
 from __future__ import annotations
 
 import json
 import time
 
-from benchmarks.common import (
+from stanet_rt.benchmarks.common import (
     BenchmarkResult,
     Timing,
     machine_info,
@@ -55,7 +55,7 @@ def test_markdown_table_columns() -> None:
 
 
 def test_metric_benchmark_runs_and_writes(tmp_path) -> None:
-    from benchmarks.bench_metrics import run
+    from stanet_rt.benchmarks.bench_metrics import run
 
     result = run(64, 36, pred_size=32, iterations=2)
     stages = [r["stage"] for r in result.rows]

@@ -13,7 +13,7 @@ from PIL import Image
 from scipy.io import wavfile
 
 from stanet_rt.config import get_config
-from training.data.datasets import (
+from stanet_rt.training.data.datasets import (
     ClipDataset,
     FrameDataset,
     GraphDataset,
@@ -21,10 +21,10 @@ from training.data.datasets import (
     SwitchDataset,
     clamp_frames,
 )
-from training.data.frames import MediaStore
-from training.data.pseudo_gt import write_pseudo_gt
-from training.data.records import VideoRecord
-from training.data.transforms import Augment
+from stanet_rt.training.data.frames import MediaStore
+from stanet_rt.training.data.pseudo_gt import write_pseudo_gt
+from stanet_rt.training.data.records import VideoRecord
+from stanet_rt.training.data.transforms import Augment
 
 SIZE = 64  # the tiny configs' input size
 FPS = 8
@@ -220,7 +220,7 @@ def test_media_store_cache(records, store, monkeypatch) -> None:
     np.testing.assert_array_equal(bounded.frames(1)[:, 0, 0], store.frames(1)[:, 0, 0])
     np.testing.assert_array_equal(bounded.frames(2)[:, 0, 0], store.frames(2)[:, 0, 0])
     assert len(bounded._memory) == 1
-    import training.data.frames as frames_module
+    import stanet_rt.training.data.frames as frames_module
 
     def refuse(*args, **kwargs):
         raise AssertionError("decoded although cached")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from training.ddp import DistInfo, init_distributed, make_sampler, wrap_model
+from stanet_rt.training.ddp import DistInfo, init_distributed, make_sampler, wrap_model
 
 
 def test_world_of_one_without_torchrun(monkeypatch):

@@ -21,13 +21,13 @@ import torch
 from _export_helpers import copy_export, exported, lively_student, torch_outputs
 from onnx import TensorProto, helper
 
-import engines
-import engines.auto as auto
-import engines.trt_backend as trt_backend
-from engines.base import EngineInfo
-from engines.ort_backend import OrtEngine, fallback_note, requested_providers
-from export.onnx_export import part_specs
-from export.sidecar import Sidecar, engine_path, sha256_of
+from stanet_rt import engines
+import stanet_rt.engines.auto as auto
+import stanet_rt.engines.trt_backend as trt_backend
+from stanet_rt.engines.base import EngineInfo
+from stanet_rt.engines.ort_backend import OrtEngine, fallback_note, requested_providers
+from stanet_rt.export.onnx_export import part_specs
+from stanet_rt.export.sidecar import Sidecar, engine_path, sha256_of
 from stanet_rt.checkpoint import save_checkpoint
 from stanet_rt.config import get_config
 from stanet_rt.errors import InputError
@@ -364,7 +364,7 @@ def test_cuda_index_without_a_gpu_provider_is_reported_once(caplog) -> None:
 
 def test_half_precision_keeps_the_stft_and_netvlad_islands_in_fp32_on_cpu() -> None:
     """What TorchEngine(precision='fp16') does to a module, checked on the CPU (which has FP16 convs)."""
-    from engines.torch_backend import half_with_fp32_islands
+    from stanet_rt.engines.torch_backend import half_with_fp32_islands
 
     model = lively_student("tiny_sta")
     audio, encoder, _ = part_specs(model)
@@ -415,7 +415,7 @@ def test_torch_backend_on_cuda_matches_cpu() -> None:
 
 @pytest.mark.gpu
 def test_torch_backend_fp16_keeps_the_stft_in_fp32() -> None:
-    from engines.torch_backend import torch_engines
+    from stanet_rt.engines.torch_backend import torch_engines
 
     model = lively_student("tiny_sta")
     half = torch_engines(model, "cuda", "fp16")["audio"]
@@ -428,8 +428,8 @@ def test_torch_backend_fp16_keeps_the_stft_in_fp32() -> None:
 def test_auto_prefers_onnx_exported_beside_a_checkpoint_unless_stale(tmp_path, caplog) -> None:
     import os
 
-    from engines.auto import open_student as open_student_auto
-    from export.api import export_model
+    from stanet_rt.engines.auto import open_student as open_student_auto
+    from stanet_rt.export.api import export_model
     from stanet_rt.checkpoint import save_checkpoint
     from stanet_rt.config import get_config
     from stanet_rt.models.factory import build_model

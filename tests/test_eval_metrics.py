@@ -326,8 +326,8 @@ def test_score_frame_resizes_again_to_a_differently_sized_fixation_map() -> None
 
 # -- the metric benchmark on a tiny size (speed is not asserted) -----------------------------------------
 def test_metric_benchmark_tiny(tmp_path) -> None:
-    from benchmarks.bench_metrics import run
-    from benchmarks.common import machine_tag
+    from stanet_rt.benchmarks.bench_metrics import run
+    from stanet_rt.benchmarks.common import machine_tag
 
     result = run(48, 27, pred_size=20, iterations=2)
     stages = {r["stage"] for r in result.rows}

@@ -111,8 +111,8 @@ def test_sigint_during_run_leaves_consistent_outputs(assets, tmp_path) -> None:
 def test_lookahead_emits_every_frame_in_order() -> None:
     torch.manual_seed(0)
     model = build_model(get_config("tiny_sta_plus")).eval()  # look-ahead 4
-    import engines.torch_backend as tb
-    from engines.auto import StudentEngines
+    import stanet_rt.engines.torch_backend as tb
+    from stanet_rt.engines.auto import StudentEngines
 
     parts = tb.torch_engines(model)
     student = StreamingStudent(StudentEngines(model.config, parts["encoder"], parts["head"], parts["audio"]))

@@ -1,11 +1,11 @@
-"""training.report.source_share: how much of a map falls on the true source rather than its silent twin."""
+"""stanet_rt.training.report.source_share: how much of a map falls on the true source rather than its silent twin."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from training.report import source_share, twin_pulses
+from stanet_rt.training.report import source_share, twin_pulses
 
 
 def _meta(twin_pulsing: bool = True) -> dict:

@@ -215,7 +215,7 @@ def test_training_forward_closes_the_audio_gate_per_clip(name: str) -> None:
 
 
 def test_audio_dropout_step_closes_a_share_of_the_gates() -> None:
-    from training.stages.students import audio_dropout_step, student_step
+    from stanet_rt.training.stages.students import audio_dropout_step, student_step
 
     assert audio_dropout_step(0.0) is student_step
     with pytest.raises(ValueError, match="audio dropout"):

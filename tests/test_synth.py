@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from stanet_rt.audio.io import read_audio, read_video_info
-from training.data.ave import read_annotations, read_ave
-from training.data.frames import decode_video
-from training.data.synth import PRESETS, STAVIS_DB, SynthConfig, assign_splits, generate_synth, make_clip
-from training.data.synth_scene import SceneParams
+from stanet_rt.training.data.ave import read_annotations, read_ave
+from stanet_rt.training.data.frames import decode_video
+from stanet_rt.training.data.synth import PRESETS, STAVIS_DB, SynthConfig, assign_splits, generate_synth, make_clip
+from stanet_rt.training.data.synth_scene import SceneParams
 
 N_VIDEOS = 6
 TINY = PRESETS["tiny"]  # 64 px, 2 s at 8 fps, 4 classes
@@ -206,7 +206,7 @@ def test_ave_reader_reads_the_synthetic_set(synth_set: Path) -> None:
 
 def test_stavis_layout_scores_with_evaluate(synth_set: Path, tmp_path: Path) -> None:
     from stanet_rt.eval.evaluate import evaluate
-    from training.data.stavis import read_stavis
+    from stanet_rt.training.data.stavis import read_stavis
 
     test_ids = [r.video_id for r in read_stavis(synth_set / "stavis", STAVIS_DB, 1)]
     pred = tmp_path / "pred"

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from stanet_rt.checkpoint import load_checkpoint, read_checkpoint
 from stanet_rt.cli import app
-from training.cams import CamFile, read_boxes, to_uint8, write_boxes, write_cams
-from training.presets import PAPER_PLUS, get_preset, list_presets, plus_branch
-from training.pseudo_gt import BranchMaps, read_probability_table
+from stanet_rt.training.cams import CamFile, read_boxes, to_uint8, write_boxes, write_cams
+from stanet_rt.training.presets import PAPER_PLUS, get_preset, list_presets, plus_branch
+from stanet_rt.training.pseudo_gt import BranchMaps, read_probability_table
 
 
 def test_paper_preset_is_appendix_a():
@@ -92,7 +92,7 @@ def test_lsuv_gives_unit_variance_and_warm_start_copies_matching_tensors(tmp_pat
     from stanet_rt.checkpoint import save_checkpoint
     from stanet_rt.config import get_config
     from stanet_rt.models.factory import build_model
-    from training.init import lsuv_init, start_weights, warm_start
+    from stanet_rt.training.init import lsuv_init, start_weights, warm_start
 
     torch.manual_seed(0)
     cfg = get_config("tiny_s_plus")
@@ -132,7 +132,7 @@ def test_cli_rejects_bad_stage_and_missing_data(tmp_path):
 
 @pytest.mark.slow  # ~30 s alone on 2 cores, over a minute when the machine is shared
 def test_train_all_synth_tiny_end_to_end(tmp_path):
-    from training.run_all import make_context, run_all
+    from stanet_rt.training.run_all import make_context, run_all
 
     out = tmp_path / "run"
     logs: list[str] = []
@@ -210,7 +210,7 @@ def test_train_all_synth_tiny_end_to_end(tmp_path):
     assert (out / "report" / "synth_tiny_training.png").stat().st_size > 1000
     assert json.loads((out / "timings.json").read_text())["wall_s"]["total"] > 0
     # the students install as the runtime's default models (here into a scratch assets folder)
-    from training.run_all import install_defaults
+    from stanet_rt.training.run_all import install_defaults
 
     assets = tmp_path / "assets"
     assets.mkdir()
@@ -220,8 +220,7 @@ def test_train_all_synth_tiny_end_to_end(tmp_path):
     assert {p.name for p in installed[1:]} == {f"default.{part}.onnx" for part in ("audio", "encoder", "head")}
     assert not (assets / "default_plus.pt").exists()
     assert "distilled" in load_checkpoint(installed[0])[2]["kind"]
-    import engines
-
+    from stanet_rt import engines
     assert engines.open_student(installed[0]).backend == "onnxruntime"  # the ONNX beside it is used
     # a second `train all` skips every finished stage and retrains nothing
     stamp = os.stat(out / "students" / "sta" / "checkpoint.pt").st_mtime_ns

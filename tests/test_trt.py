@@ -23,15 +23,15 @@ import pytest
 import torch
 from _export_helpers import cc, exported, torch_outputs
 
-import engines
-import engines.auto as auto
-import engines.trt_backend as trt_backend
-from engines.base import EngineInfo
-from export import tensorrt_build
-from export.api import build_engines
-from export.onnx_export import part_specs
-from export.sidecar import Sidecar, engine_path, mismatch_reason, sha256_of, sidecar_path, slug
-from export.tensorrt_build import PrecisionMismatch, TensorRTUnavailable, build_engine, verify_precision
+from stanet_rt import engines
+import stanet_rt.engines.auto as auto
+import stanet_rt.engines.trt_backend as trt_backend
+from stanet_rt.engines.base import EngineInfo
+from stanet_rt.export import tensorrt_build
+from stanet_rt.export.api import build_engines
+from stanet_rt.export.onnx_export import part_specs
+from stanet_rt.export.sidecar import Sidecar, engine_path, mismatch_reason, sha256_of, sidecar_path, slug
+from stanet_rt.export.tensorrt_build import PrecisionMismatch, TensorRTUnavailable, build_engine, verify_precision
 from stanet_rt.errors import StanetError
 
 GPU, CC, TRT = "NVIDIA H100 80GB HBM3", "9.0", "11.4.0"
@@ -569,7 +569,7 @@ def test_tensorrt_batch_outside_the_profile_is_a_clear_error(trt_engines) -> Non
 
 @pytest.mark.trt
 def test_tensorrt_cuda_graph_replay(trt_engines) -> None:
-    from engines.trt_backend import TensorRTEngine
+    from stanet_rt.engines.trt_backend import TensorRTEngine
 
     _, _, built, _ = trt_engines
     path = next(p for p in built if ".head.fp32." in p.name)

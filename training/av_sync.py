@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from training.pseudo_gt import normalize, resize_bilinear
+from stanet_rt.training.pseudo_gt import normalize, resize_bilinear
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ import h5py
 import numpy as np
 
 from stanet_rt.errors import InputError
-from training.data.atomic import atomic_path
-from training.pseudo_gt import BranchMaps
+from stanet_rt.training.data.atomic import atomic_path
+from stanet_rt.training.pseudo_gt import BranchMaps
 
 
 def to_uint8(cam: np.ndarray) -> np.ndarray:

@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from stanet_rt.checkpoint import read_checkpoint, save_checkpoint
 from stanet_rt.errors import InputError
-from training.ddp import (
+from stanet_rt.training.ddp import (
     DistInfo,
     all_reduce_sum,
     barrier,
@@ -226,7 +226,7 @@ def _to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]
 
 
 def _write_logs(run_dir: Path, history: list[dict[str, Any]]) -> None:
-    from training.data.atomic import write_text
+    from stanet_rt.training.data.atomic import write_text
 
     write_text(run_dir / LOG_JSONL, "".join(json.dumps(r, sort_keys=True) + "\n" for r in history))
     keys: list[str] = []

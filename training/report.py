@@ -38,13 +38,13 @@ import torch.nn.functional as F
 from stanet_rt.errors import InputError
 from stanet_rt.eval.baselines import centre_bias
 from stanet_rt.eval.evaluate import evaluate_maps
-from training.data.atomic import write_text
-from training.data.pseudo_gt import available_frames, pseudo_gt_path, read_pseudo_gt
-from training.data.records import VideoRecord
-from training.pseudo_gt import fuse_video
-from training.stages.common import StageContext
-from training.stages.pseudo_gt import open_branch_files, video_branches
-from training.stages.students import (
+from stanet_rt.training.data.atomic import write_text
+from stanet_rt.training.data.pseudo_gt import available_frames, pseudo_gt_path, read_pseudo_gt
+from stanet_rt.training.data.records import VideoRecord
+from stanet_rt.training.pseudo_gt import fuse_video
+from stanet_rt.training.stages.common import StageContext
+from stanet_rt.training.stages.pseudo_gt import open_branch_files, video_branches
+from stanet_rt.training.stages.students import (
     STUDENT_ORDER,
     load_student,
     stanet_plus_fusion,
@@ -456,7 +456,7 @@ def figure(examples: dict[str, Any], path: Path, n_frames: int = 4) -> Path | No
 
 def write_report(ctx: StageContext, results_dir: Path | None = None) -> dict[str, Any]:
     """Evaluate, then write ``<out>/report/<name>.{json,md,png}`` (and copies in ``results_dir``)."""
-    from benchmarks.common import machine_info
+    from stanet_rt.benchmarks.common import machine_info
 
     scores, examples = evaluate_test_set(ctx, ctx.log)
     records = ctx.records("test")

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from stanet_rt.errors import InputError
-from training.data.atomic import write_text
-from training.ddp import barrier, init_distributed
-from training.presets import Preset, get_preset
-from training.stages import STAGES, stage_function
-from training.stages.common import StageContext
+from stanet_rt.training.data.atomic import write_text
+from stanet_rt.training.ddp import barrier, init_distributed
+from stanet_rt.training.presets import Preset, get_preset
+from stanet_rt.training.stages import STAGES, stage_function
+from stanet_rt.training.stages.common import StageContext
 
 STAGE_ORDER = tuple(STAGES)
 COMMANDS = (*STAGE_ORDER, "all", "report")
@@ -53,7 +53,7 @@ def prepare_data(
     stamp = root / "train_synth_settings.json"
     if stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")) == wanted:
         return root
-    from training.data.synth import generate_synth
+    from stanet_rt.training.data.synth import generate_synth
 
     spec = preset.synth
     log(f"generating the synthetic set ({spec.videos} videos, {spec.preset}) into {root}")
@@ -165,8 +165,8 @@ def default_sources(ctx: StageContext) -> dict[str, Path]:
     """Which of the run's model files become which default: the distilled light student alone when it
     exists (issue 8: it replaces the light STA and makes the fusion unnecessary, so ``run`` stays live
     on a CPU), else the students STA (+ STA+, fused by the runtime)."""
-    from training.stages.distill import distilled_file
-    from training.stages.students import student_file
+    from stanet_rt.training.stages.distill import distilled_file
+    from stanet_rt.training.stages.students import student_file
 
     if distilled_file(ctx).is_file():
         return {"default.pt": distilled_file(ctx)}
@@ -181,7 +181,7 @@ def install_defaults(ctx: StageContext, assets: Path | None = None) -> list[Path
     import shutil
 
     from stanet_rt.models.default import ASSETS
-    from training.data.atomic import atomic_path
+    from stanet_rt.training.data.atomic import atomic_path
 
     assets = Path(assets) if assets is not None else ASSETS
     written = []
@@ -206,7 +206,7 @@ def install_defaults(ctx: StageContext, assets: Path | None = None) -> list[Path
                 path.unlink()
     if list(sources) == ["default.pt"]:
         # a single default also ships as ONNX beside it, so that `run` uses ONNX Runtime by default
-        from export.api import export_model
+        from stanet_rt.export.api import export_model
 
         export_model(assets / "default.pt", assets, name="default", tensorrt=False, progress=False)
         written += sorted(assets.glob("default.*.onnx"))
@@ -218,7 +218,7 @@ def run_report(ctx: StageContext, results_dir: Path | None = None) -> float:
     """The evaluation of ``training.report`` (rank 0 only); returns its wall time."""
     timer = _Timer()
     if ctx.info.is_main:
-        from training.report import write_report
+        from stanet_rt.training.report import write_report
 
         write_report(ctx, results_dir=results_dir)
     barrier(ctx.info)

@@ -38,7 +38,7 @@ def bench_models(
     out: Path = _OUT,
 ) -> None:
     """Latency p50/p95/p99 and throughput per model, backend, precision, batch and part."""
-    from benchmarks import bench_models as bm
+    from stanet_rt.benchmarks import bench_models as bm
 
     try:
         batch_list = [int(b) for b in _split(batches)]
@@ -67,7 +67,7 @@ def bench_pipeline(
     out: Path = _OUT,
 ) -> None:
     """Time per pipeline stage, end-to-end fps, latency and the pipeline's own overhead."""
-    from benchmarks import bench_pipeline as bp
+    from stanet_rt.benchmarks import bench_pipeline as bp
 
     if "x" not in size.lower():
         fail(f"--size {size!r}: expected WxH, e.g. 1920x1080")
@@ -90,6 +90,6 @@ def bench_metrics(
     out: Path = _OUT,
 ) -> None:
     """Frames per second of every evaluation metric (post-processing and resize included)."""
-    from benchmarks import bench_metrics as bme
+    from stanet_rt.benchmarks import bench_metrics as bme
 
     bme.main(["--width", str(width), "--height", str(height), "--iterations", str(iterations), "--out", str(out)])

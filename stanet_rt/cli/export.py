@@ -22,7 +22,7 @@ def export_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from export.api import export_model
+    from stanet_rt.export.api import export_model
 
     report = export_model(model, out, fp16=fp16, opset=opset, check_only=check_only, tensorrt=trt)
     console = Console()

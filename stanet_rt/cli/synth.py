@@ -36,7 +36,7 @@ def synth(
 ) -> None:
     """Generate the synthetic audio-visual event set (AVE layout + evaluation-only ground truth)."""
     from stanet_rt.errors import StanetError
-    from training.data.synth import generate_synth
+    from stanet_rt.training.data.synth import generate_synth
 
     started = time.perf_counter()
     try:

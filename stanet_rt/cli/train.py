@@ -48,7 +48,7 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train the teachers, pseudo-GT, AudioSwitch and students (each stage resumable), or report."""
-    from training.run_all import COMMANDS, make_context, run_all, run_report, run_stage
+    from stanet_rt.training.run_all import COMMANDS, make_context, run_all, run_report, run_stage
 
     if stage not in COMMANDS:
         fail(f"unknown stage {stage!r}; expected one of {_STAGES}")
@@ -76,10 +76,10 @@ def train(
         else:
             run_stage(ctx, stage)
         if install_default and stage in ("all", "report") and ctx.info.is_main:
-            from training.run_all import install_defaults
+            from stanet_rt.training.run_all import install_defaults
 
             install_defaults(ctx)
     finally:
-        from training.ddp import shutdown
+        from stanet_rt.training.ddp import shutdown
 
         shutdown()

@@ -68,8 +68,7 @@ def _device(device: str) -> str:
 
 
 def load_models(models: list[str | Path], backend: str, device: str) -> list[Any]:
-    import engines
-
+    from stanet_rt import engines
     if not models:
         from stanet_rt.models.default import default_model_paths
 

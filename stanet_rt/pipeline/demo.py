@@ -43,9 +43,9 @@ def demo_clip(path: Path, size: int = 256, seconds: int = 6) -> tuple[Path, np.n
     over the whole clip) to ``path``; returns it and its true density maps (T, size, size)."""
     from dataclasses import replace
 
-    from training.data.synth import PRESETS
-    from training.data.synth import make_clip as synth_clip
-    from training.data.synth_io import write_mp4
+    from stanet_rt.training.data.synth import PRESETS
+    from stanet_rt.training.data.synth import make_clip as synth_clip
+    from stanet_rt.training.data.synth_io import write_mp4
 
     config = replace(PRESETS["synth-lite"], size=size, seconds=seconds, full_event_prob=1.0)
     for index in range(1000):

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stanet_rt.errors import InputError
-from training.data.atomic import write_text
-from training.data.records import ClassIndex, VideoRecord, event_labels
+from stanet_rt.training.data.atomic import write_text
+from stanet_rt.training.data.records import ClassIndex, VideoRecord, event_labels
 
 HEADER = "Category&VideoID&Quality&StartTime&EndTime"
 ANNOTATIONS = "Annotations.txt"

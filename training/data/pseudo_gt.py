@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from stanet_rt.errors import InputError
-from training.data.atomic import atomic_path
+from stanet_rt.training.data.atomic import atomic_path
 
 SUFFIX = ".png"
 

@@ -40,16 +40,16 @@ from typing import Any
 import numpy as np
 
 from stanet_rt.errors import InputError
-from training.data import synth_io
-from training.data.atomic import write_text
-from training.data.ave import ANNOTATIONS, SPLIT_FILES, AnnotationRow, write_annotations
-from training.data.records import event_labels
-from training.data.synth_audio import background as background_noise
-from training.data.synth_audio import class_carrier, syllable_envelope
-from training.data.synth_classes import SynthClass, class_table
-from training.data.synth_render import background as background_image
-from training.data.synth_render import render_frames
-from training.data.synth_scene import (
+from stanet_rt.training.data import synth_io
+from stanet_rt.training.data.atomic import write_text
+from stanet_rt.training.data.ave import ANNOTATIONS, SPLIT_FILES, AnnotationRow, write_annotations
+from stanet_rt.training.data.records import event_labels
+from stanet_rt.training.data.synth_audio import background as background_noise
+from stanet_rt.training.data.synth_audio import class_carrier, syllable_envelope
+from stanet_rt.training.data.synth_classes import SynthClass, class_table
+from stanet_rt.training.data.synth_render import background as background_image
+from stanet_rt.training.data.synth_render import render_frames
+from stanet_rt.training.data.synth_scene import (
     ObjectTrack,
     SceneParams,
     density_maps,

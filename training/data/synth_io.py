@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data.atomic import atomic_dir, atomic_path
+from stanet_rt.training.data.atomic import atomic_dir, atomic_path
 
 AUDIO_CODECS = ("aac", "libopus", "libmp3lame")
 

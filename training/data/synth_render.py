@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from training.data.synth_classes import SynthClass
-from training.data.synth_scene import ObjectTrack
+from stanet_rt.training.data.synth_classes import SynthClass
+from stanet_rt.training.data.synth_scene import ObjectTrack
 
 _SQRT_PI = float(np.sqrt(np.pi))
 

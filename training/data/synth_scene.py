@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.data.synth_audio import syllable_envelope
+from stanet_rt.training.data.synth_audio import syllable_envelope
 
 ROLES = ("source", "same_class", "other")
 

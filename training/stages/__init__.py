@@ -19,13 +19,13 @@ import importlib
 from collections.abc import Callable
 
 STAGES: dict[str, tuple[str, str]] = {
-    "scam-coarse": ("training.stages.scam", "run_coarse"),
-    "scam-fine": ("training.stages.scam", "run_fine"),
-    "scam-plus": ("training.stages.scam_plus", "run_plus"),
-    "pseudo-gt": ("training.stages.pseudo_gt", "run_pseudo_gt"),
-    "switch": ("training.stages.switch", "run_switch"),
-    "students": ("training.stages.students", "run_students"),
-    "distill": ("training.stages.distill", "run_distill"),
+    "scam-coarse": ("stanet_rt.training.stages.scam", "run_coarse"),
+    "scam-fine": ("stanet_rt.training.stages.scam", "run_fine"),
+    "scam-plus": ("stanet_rt.training.stages.scam_plus", "run_plus"),
+    "pseudo-gt": ("stanet_rt.training.stages.pseudo_gt", "run_pseudo_gt"),
+    "switch": ("stanet_rt.training.stages.switch", "run_switch"),
+    "students": ("stanet_rt.training.stages.students", "run_students"),
+    "distill": ("stanet_rt.training.stages.distill", "run_distill"),
 }
 
 

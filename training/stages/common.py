@@ -33,14 +33,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from stanet_rt.config import AUDIO, ModelConfig
 from stanet_rt.errors import InputError
-from training.cams import to_uint8
-from training.data.frames import MediaStore
-from training.data.records import ClassIndex, VideoRecord
-from training.ddp import DistInfo, barrier, unwrap
-from training.engine import StepOutput, TrainResult, ValidateFn, train
-from training.losses import teacher_loss
-from training.presets import Preset, Trainer
-from training.pseudo_gt import Box, BranchMaps, recover
+from stanet_rt.training.cams import to_uint8
+from stanet_rt.training.data.frames import MediaStore
+from stanet_rt.training.data.records import ClassIndex, VideoRecord
+from stanet_rt.training.ddp import DistInfo, barrier, unwrap
+from stanet_rt.training.engine import StepOutput, TrainResult, ValidateFn, train
+from stanet_rt.training.losses import teacher_loss
+from stanet_rt.training.presets import Preset, Trainer
+from stanet_rt.training.pseudo_gt import Box, BranchMaps, recover
 
 SPLITS = ("train", "val", "test")
 
@@ -66,7 +66,7 @@ class StageContext:
     # -- data --------------------------------------------------------------------------------------
     @cached_property
     def classes(self) -> ClassIndex:
-        from training.data.ave import read_class_index
+        from stanet_rt.training.data.ave import read_class_index
 
         return read_class_index(self.data)
 
@@ -77,7 +77,7 @@ class StageContext:
     def records(self, split: str) -> list[VideoRecord]:
         """The videos of ``split`` (train / val / test), read once."""
         if split not in self._records:
-            from training.data.ave import read_ave
+            from stanet_rt.training.data.ave import read_ave
 
             recs = read_ave(self.data, split, classes=self.classes, cache_dir=self.out / "cache")
             if not recs and split == "train":
@@ -140,7 +140,7 @@ def sample_frames(dataset: Dataset, n: int = 16) -> Tensor:
 def new_model(ctx: StageContext, config: ModelConfig, dataset: Dataset, seed: int = 0) -> nn.Module:
     """Build ``config``'s network and give it its starting weights (``training.init.start_weights``)."""
     from stanet_rt.models.factory import build_model
-    from training.init import start_weights
+    from stanet_rt.training.init import start_weights
 
     torch.manual_seed(seed)
     model = build_model(config)

@@ -23,12 +23,12 @@ import json
 from pathlib import Path
 
 from stanet_rt.errors import InputError
-from training.data.atomic import write_text
-from training.data.pseudo_gt import available_frames, pseudo_gt_path, read_pseudo_gt, write_pseudo_gt
-from training.ddp import barrier
-from training.pseudo_gt import resize_bilinear
-from training.stages.common import StageContext
-from training.stages.students import (
+from stanet_rt.training.data.atomic import write_text
+from stanet_rt.training.data.pseudo_gt import available_frames, pseudo_gt_path, read_pseudo_gt, write_pseudo_gt
+from stanet_rt.training.ddp import barrier
+from stanet_rt.training.pseudo_gt import resize_bilinear
+from stanet_rt.training.stages.common import StageContext
+from stanet_rt.training.stages.students import (
     STUDENT_ORDER,
     load_student,
     stanet_plus_fusion,
@@ -105,7 +105,7 @@ def run_distill(ctx: StageContext) -> None:
         raise InputError(f"preset {ctx.preset.name!r}: the distilled student must be a causal stanet_lite")
     splits = [s for s in ("train", "val") if ctx.records(s)]
     if ctx.resume and distilled_file(ctx).is_file() and (ctx.run_dir(STAGE, NAME) / "checkpoint.pt").is_file():
-        from training.engine import is_complete
+        from stanet_rt.training.engine import is_complete
 
         if is_complete(ctx.run_dir(STAGE, NAME)):
             ctx.log(f"{STAGE}/{NAME}: done ({distilled_file(ctx)} exists)")

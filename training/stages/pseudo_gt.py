@@ -21,12 +21,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from training.av_sync import SyncSettings, apply_sync, frame_loudness, sync_maps
-from training.cams import CamFile
-from training.data.atomic import atomic_dir, write_text
-from training.ddp import barrier
-from training.pseudo_gt import BranchMaps, ProbabilityTable, write_video_pseudo_gt
-from training.stages.common import StageContext
+from stanet_rt.training.av_sync import SyncSettings, apply_sync, frame_loudness, sync_maps
+from stanet_rt.training.cams import CamFile
+from stanet_rt.training.data.atomic import atomic_dir, write_text
+from stanet_rt.training.ddp import barrier
+from stanet_rt.training.pseudo_gt import BranchMaps, ProbabilityTable, write_video_pseudo_gt
+from stanet_rt.training.stages.common import StageContext
 
 MARKER = "complete.json"
 TABLE = "probabilities.csv"

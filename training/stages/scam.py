@@ -20,16 +20,16 @@ from collections.abc import Sequence
 import numpy as np
 
 from stanet_rt.config import ModelConfig
-from training.cams import CamFile, read_boxes, write_boxes, write_cams
-from training.data.datasets import ClipDataset, FrameDataset, StageDataset
-from training.data.frames import MediaStore
-from training.data.records import VideoRecord
-from training.ddp import barrier
-from training.engine import CHECKPOINT
-from training.init import warm_start
-from training.presets import Trainer
-from training.pseudo_gt import Box, box_from_map, confidence_fusion, crop, resize_bilinear
-from training.stages.common import (
+from stanet_rt.training.cams import CamFile, read_boxes, write_boxes, write_cams
+from stanet_rt.training.data.datasets import ClipDataset, FrameDataset, StageDataset
+from stanet_rt.training.data.frames import MediaStore
+from stanet_rt.training.data.records import VideoRecord
+from stanet_rt.training.ddp import barrier
+from stanet_rt.training.engine import CHECKPOINT
+from stanet_rt.training.init import warm_start
+from stanet_rt.training.presets import Trainer
+from stanet_rt.training.pseudo_gt import Box, box_from_map, confidence_fusion, crop, resize_bilinear
+from stanet_rt.training.stages.common import (
     StageContext,
     accuracy_validator,
     export_cams,

@@ -15,13 +15,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from stanet_rt.config import ModelConfig
-from training.cams import write_cams
-from training.data.datasets import GraphDataset
-from training.data.frames import MediaStore
-from training.data.records import VideoRecord
-from training.ddp import barrier
-from training.presets import Trainer, plus_branch
-from training.stages.common import (
+from stanet_rt.training.cams import write_cams
+from stanet_rt.training.data.datasets import GraphDataset
+from stanet_rt.training.data.frames import MediaStore
+from stanet_rt.training.data.records import VideoRecord
+from stanet_rt.training.ddp import barrier
+from stanet_rt.training.presets import Trainer, plus_branch
+from stanet_rt.training.stages.common import (
     StageContext,
     accuracy_validator,
     export_cams,

@@ -33,15 +33,15 @@ from torch import Tensor, nn
 from stanet_rt.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from stanet_rt.config import ModelConfig
 from stanet_rt.errors import InputError
-from training.data.datasets import ClipDataset, StudentDataset
-from training.data.records import VideoRecord
-from training.engine import CHECKPOINT, StepFn, StepOutput, ValidateFn, is_complete
-from training.init import warm_start
-from training.losses import student_loss
-from training.presets import Trainer
-from training.pseudo_gt import normalize
-from training.stages.common import StageContext, fit, loader, new_model
-from training.stages.switch import switch_dir
+from stanet_rt.training.data.datasets import ClipDataset, StudentDataset
+from stanet_rt.training.data.records import VideoRecord
+from stanet_rt.training.engine import CHECKPOINT, StepFn, StepOutput, ValidateFn, is_complete
+from stanet_rt.training.init import warm_start
+from stanet_rt.training.losses import student_loss
+from stanet_rt.training.presets import Trainer
+from stanet_rt.training.pseudo_gt import normalize
+from stanet_rt.training.stages.common import StageContext, fit, loader, new_model
+from stanet_rt.training.stages.switch import switch_dir
 
 STUDENT_ORDER = ("sta", "sta_plus")
 

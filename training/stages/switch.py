@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from training.data.datasets import SwitchDataset
-from training.engine import StepOutput, ValidateFn, is_complete
-from training.losses import switch_loss
-from training.stages.common import StageContext, fit, loader, new_model
+from stanet_rt.training.data.datasets import SwitchDataset
+from stanet_rt.training.engine import StepOutput, ValidateFn, is_complete
+from stanet_rt.training.losses import switch_loss
+from stanet_rt.training.stages.common import StageContext, fit, loader, new_model
 
 BRANCH = "audio_switch"
 
