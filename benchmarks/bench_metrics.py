@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-
 from stanet_rt.benchmarks.common import BenchmarkResult, time_callable
+
 from stanet_rt.eval import metrics as M
 from stanet_rt.eval.evaluate import score_frame
 from stanet_rt.eval.postprocess import imresize, postprocess_map

@@ -12,7 +12,8 @@ Models: registered config names (random weights: speed does not depend on them),
 ``default`` (the packaged default model) and ``stanet_plus`` (STA + STA+ fused: both students per
 output frame plus the fusion).
 
-Run: ``python -m stanet_rt.benchmarks.bench_models --models stanet_lite,sta --batches 1,8`` or ``stanet-rt bench models``.
+Run: ``python -m stanet_rt.benchmarks.bench_models --models stanet_lite,sta --batches 1,8``
+or ``stanet-rt bench models``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from stanet_rt.benchmarks.common import BenchmarkResult, Timing, bar_plot, time_callable
 
 BACKENDS = ("torch", "torch-compile", "ort-cpu", "ort-cuda", "ort-trt", "tensorrt")
@@ -98,8 +98,9 @@ def why_skipped(backend: str, precision: str) -> str | None:
 
 def engines_for(model: Any, backend: str, precision: str, workdir: Path) -> dict[str, Any]:
     """The part engines (audio, encoder, head) of ``model`` on ``backend`` at ``precision``."""
-    from stanet_rt import engines
     from stanet_rt.export.onnx_export import part_path
+
+    from stanet_rt import engines
 
     cuda = torch.cuda.is_available()
     if backend in ("torch", "torch-compile"):

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from stanet_rt.benchmarks.common import BenchmarkResult, bar_plot, time_callable
 
 STAGES = ("decode", "preprocess", "audio", "encoder", "head", "fusion", "overlay", "maps")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stanet_rt.engines.base import Engine
+
 from stanet_rt.config import ModelConfig
 from stanet_rt.errors import InputError
 
@@ -199,6 +200,7 @@ def open_student(path: str | Path, backend: str = "auto", device: str | None = N
         if backend not in ("auto", "torch"):
             raise InputError(f"{path}: a checkpoint runs with the torch backend; export it for {backend}")
         from stanet_rt.engines.torch_backend import torch_engines
+
         from stanet_rt.checkpoint import load_checkpoint
         from stanet_rt.models.student_base import StudentModel
 

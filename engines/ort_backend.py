@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from stanet_rt.engines.base import Engine, EngineInfo, TensorSpec
+
 from stanet_rt.errors import InputError
 
 log = logging.getLogger("stanet_rt.engines")

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from stanet_rt.engines.base import Engine, EngineInfo, TensorSpec
 from stanet_rt.export.onnx_export import PartSpec, part_specs
+
 from stanet_rt.audio.spectrogram import LogSpectrogram
 from stanet_rt.models.backbones import NetVLAD
 from stanet_rt.models.student_base import StudentModel

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
-
 from stanet_rt.export.fp16 import to_fp16
 from stanet_rt.export.onnx_export import DEFAULT_OPSET, export_part, part_path, part_specs, save_atomic, set_metadata
 from stanet_rt.export.parity import ParityResult, check_part, real_inputs
+
 from stanet_rt.errors import InputError
 from stanet_rt.models.student_base import StudentModel
 

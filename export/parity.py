@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
 from stanet_rt.export.onnx_export import PartSpec
 
 THRESHOLDS = {"fp32": 0.9999, "fp16": 0.999}

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stanet_rt.export.sidecar import Sidecar, engine_path, sha256_of
+
 from stanet_rt.errors import StanetError
 
 

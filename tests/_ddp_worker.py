@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 import torch
+from stanet_rt.training.ddp import init_distributed, shutdown
+from stanet_rt.training.engine import StepOutput, TrainSettings, train
+from stanet_rt.training.losses import teacher_loss
 from torch.utils.data import Dataset
 
 from stanet_rt.config import get_config
 from stanet_rt.models.factory import build_model
-from stanet_rt.training.ddp import init_distributed, shutdown
-from stanet_rt.training.engine import StepOutput, TrainSettings, train
-from stanet_rt.training.losses import teacher_loss
 
 
 class Frames(Dataset):

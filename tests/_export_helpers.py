@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from _model_helpers import lively
-
 from stanet_rt.export.api import ExportReport, export_model
+
 from stanet_rt.checkpoint import save_checkpoint
 from stanet_rt.config import get_config
 from stanet_rt.models.factory import build_model

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from stanet_rt.training.av_sync import SyncSettings, apply_sync, frame_loudness, sync_maps
 
 

@@ -8,13 +8,13 @@ import h5py
 import numpy as np
 import pytest
 from scipy.io import wavfile
-
-from stanet_rt.errors import InputError
 from stanet_rt.training.data.ave import read_annotations, read_ave, read_class_index
 from stanet_rt.training.data.frames import MediaStore, sorted_frames
 from stanet_rt.training.data.records import ClassIndex, event_labels
 from stanet_rt.training.data.stavis import read_stavis
 from stanet_rt.training.data.synth_io import write_mp4
+
+from stanet_rt.errors import InputError
 
 HEADER = "Category&VideoID&Quality&StartTime&EndTime"
 

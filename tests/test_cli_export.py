@@ -16,10 +16,10 @@ import onnx
 import pytest
 import torch
 from _export_helpers import exported, lively_student
+from stanet_rt.export.api import load_student
 from typer.testing import CliRunner
 
 from stanet_rt import engines
-from stanet_rt.export.api import load_student
 from stanet_rt.checkpoint import save_checkpoint
 from stanet_rt.cli import app
 from stanet_rt.models.student_base import StudentModel

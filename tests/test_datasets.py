@@ -11,8 +11,6 @@ import pytest
 import torch
 from PIL import Image
 from scipy.io import wavfile
-
-from stanet_rt.config import get_config
 from stanet_rt.training.data.datasets import (
     ClipDataset,
     FrameDataset,
@@ -25,6 +23,8 @@ from stanet_rt.training.data.frames import MediaStore
 from stanet_rt.training.data.pseudo_gt import write_pseudo_gt
 from stanet_rt.training.data.records import VideoRecord
 from stanet_rt.training.data.transforms import Augment
+
+from stanet_rt.config import get_config
 
 SIZE = 64  # the tiny configs' input size
 FPS = 8

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import torch
-
 from stanet_rt.training.ddp import DistInfo, init_distributed, make_sampler, wrap_model
 
 

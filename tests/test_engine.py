@@ -6,11 +6,6 @@ import json
 
 import pytest
 import torch
-from torch.utils.data import Dataset
-
-from stanet_rt.checkpoint import load_checkpoint, read_checkpoint
-from stanet_rt.config import get_config
-from stanet_rt.models.factory import build_model
 from stanet_rt.training.engine import (
     CHECKPOINT,
     LOG_CSV,
@@ -22,6 +17,11 @@ from stanet_rt.training.engine import (
     train,
 )
 from stanet_rt.training.losses import teacher_loss
+from torch.utils.data import Dataset
+
+from stanet_rt.checkpoint import load_checkpoint, read_checkpoint
+from stanet_rt.config import get_config
+from stanet_rt.models.factory import build_model
 
 
 class _Frames(Dataset):

@@ -17,17 +17,17 @@ import re
 import numpy as np
 import onnx
 import pytest
+import stanet_rt.engines.auto as auto
+import stanet_rt.engines.trt_backend as trt_backend
 import torch
 from _export_helpers import copy_export, exported, lively_student, torch_outputs
 from onnx import TensorProto, helper
-
-from stanet_rt import engines
-import stanet_rt.engines.auto as auto
-import stanet_rt.engines.trt_backend as trt_backend
 from stanet_rt.engines.base import EngineInfo
 from stanet_rt.engines.ort_backend import OrtEngine, fallback_note, requested_providers
 from stanet_rt.export.onnx_export import part_specs
 from stanet_rt.export.sidecar import Sidecar, engine_path, sha256_of
+
+from stanet_rt import engines
 from stanet_rt.checkpoint import save_checkpoint
 from stanet_rt.config import get_config
 from stanet_rt.errors import InputError
@@ -430,6 +430,7 @@ def test_auto_prefers_onnx_exported_beside_a_checkpoint_unless_stale(tmp_path, c
 
     from stanet_rt.engines.auto import open_student as open_student_auto
     from stanet_rt.export.api import export_model
+
     from stanet_rt.checkpoint import save_checkpoint
     from stanet_rt.config import get_config
     from stanet_rt.models.factory import build_model

@@ -10,15 +10,15 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from typer.testing import CliRunner
-
-from stanet_rt import engines
 from stanet_rt.engines.ort_backend import fallback_note, requested_providers
 from stanet_rt.export.api import export_model
 from stanet_rt.export.fp16 import initializer_dtypes
 from stanet_rt.export.onnx_export import read_metadata
 from stanet_rt.export.sidecar import Sidecar, engine_path, mismatch_reason, sha256_of
 from stanet_rt.export.tensorrt_build import PrecisionMismatch, verify_precision
+from typer.testing import CliRunner
+
+from stanet_rt import engines
 from stanet_rt.checkpoint import save_checkpoint
 from stanet_rt.cli import app
 from stanet_rt.config import get_config

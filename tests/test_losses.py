@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from stanet_rt.training.losses import KL_EPS, kl_per_sample, saliency_loss, student_loss, switch_loss, teacher_loss
 
 from stanet_rt.config import get_config
 from stanet_rt.models.factory import build_model
-from stanet_rt.training.losses import KL_EPS, kl_per_sample, saliency_loss, student_loss, switch_loss, teacher_loss
 
 
 def _batch_kl_original(inp: torch.Tensor, trg: torch.Tensor) -> torch.Tensor:

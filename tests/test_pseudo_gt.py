@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from stanet_rt.training.data.pseudo_gt import pseudo_gt_path, read_pseudo_gt
 from stanet_rt.training.pseudo_gt import (
     FUSION_EPS,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from stanet_rt.training.report import source_share, twin_pulses
 
 

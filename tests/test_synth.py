@@ -11,12 +11,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
-from stanet_rt.audio.io import read_audio, read_video_info
 from stanet_rt.training.data.ave import read_annotations, read_ave
 from stanet_rt.training.data.frames import decode_video
 from stanet_rt.training.data.synth import PRESETS, STAVIS_DB, SynthConfig, assign_splits, generate_synth, make_clip
 from stanet_rt.training.data.synth_scene import SceneParams
+
+from stanet_rt.audio.io import read_audio, read_video_info
 
 N_VIDEOS = 6
 TINY = PRESETS["tiny"]  # 64 px, 2 s at 8 fps, 4 classes
@@ -205,8 +205,9 @@ def test_ave_reader_reads_the_synthetic_set(synth_set: Path) -> None:
 
 
 def test_stavis_layout_scores_with_evaluate(synth_set: Path, tmp_path: Path) -> None:
-    from stanet_rt.eval.evaluate import evaluate
     from stanet_rt.training.data.stavis import read_stavis
+
+    from stanet_rt.eval.evaluate import evaluate
 
     test_ids = [r.video_id for r in read_stavis(synth_set / "stavis", STAVIS_DB, 1)]
     pred = tmp_path / "pred"

@@ -9,13 +9,13 @@ import os
 import numpy as np
 import pytest
 import torch
+from stanet_rt.training.cams import CamFile, read_boxes, to_uint8, write_boxes, write_cams
+from stanet_rt.training.presets import PAPER_PLUS, get_preset, list_presets, plus_branch
+from stanet_rt.training.pseudo_gt import BranchMaps, read_probability_table
 from typer.testing import CliRunner
 
 from stanet_rt.checkpoint import load_checkpoint, read_checkpoint
 from stanet_rt.cli import app
-from stanet_rt.training.cams import CamFile, read_boxes, to_uint8, write_boxes, write_cams
-from stanet_rt.training.presets import PAPER_PLUS, get_preset, list_presets, plus_branch
-from stanet_rt.training.pseudo_gt import BranchMaps, read_probability_table
 
 
 def test_paper_preset_is_appendix_a():
@@ -89,10 +89,11 @@ def test_cam_file_and_boxes_round_trip(tmp_path):
 
 
 def test_lsuv_gives_unit_variance_and_warm_start_copies_matching_tensors(tmp_path):
+    from stanet_rt.training.init import lsuv_init, start_weights, warm_start
+
     from stanet_rt.checkpoint import save_checkpoint
     from stanet_rt.config import get_config
     from stanet_rt.models.factory import build_model
-    from stanet_rt.training.init import lsuv_init, start_weights, warm_start
 
     torch.manual_seed(0)
     cfg = get_config("tiny_s_plus")

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-
 from stanet_rt.training.pseudo_gt import normalize, resize_bilinear
 
 

@@ -27,10 +27,10 @@ from typing import Any
 
 import h5py
 import numpy as np
-
-from stanet_rt.errors import InputError
 from stanet_rt.training.data.atomic import atomic_path
 from stanet_rt.training.pseudo_gt import BranchMaps
+
+from stanet_rt.errors import InputError
 
 
 def to_uint8(cam: np.ndarray) -> np.ndarray:

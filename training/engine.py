@@ -37,11 +37,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
-
-from stanet_rt.checkpoint import read_checkpoint, save_checkpoint
-from stanet_rt.errors import InputError
 from stanet_rt.training.ddp import (
     DistInfo,
     all_reduce_sum,
@@ -52,6 +47,11 @@ from stanet_rt.training.ddp import (
     unwrap,
     wrap_model,
 )
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from stanet_rt.checkpoint import read_checkpoint, save_checkpoint
+from stanet_rt.errors import InputError
 
 CHECKPOINT = "checkpoint.pt"
 LOG_JSONL = "log.jsonl"

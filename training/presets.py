@@ -33,11 +33,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from stanet_rt.config import AUDIO, BackboneConfig, ModelConfig, get_config
-from stanet_rt.errors import InputError
 from stanet_rt.training.av_sync import SyncSettings
 from stanet_rt.training.data.transforms import Augment
 from stanet_rt.training.engine import TrainSettings
+
+from stanet_rt.config import AUDIO, BackboneConfig, ModelConfig, get_config
+from stanet_rt.errors import InputError
 
 COARSE_BRANCHES = ("s", "sa", "st")
 PLUS_MODES = ("short", "long", "cross")

@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
-
 from stanet_rt.training.data.atomic import write_text
 from stanet_rt.training.data.pseudo_gt import write_pseudo_gt
 

@@ -45,14 +45,14 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torch import Tensor
-from torch.utils.data import Dataset
-
-from stanet_rt.config import AUDIO, ModelConfig
 from stanet_rt.training.data.frames import MediaStore
 from stanet_rt.training.data.pseudo_gt import available_frames, pseudo_gt_path, read_pseudo_gt
 from stanet_rt.training.data.records import VideoRecord
 from stanet_rt.training.data.transforms import Augment, AugmentParams, prepare_frames, prepare_maps, sample_augment
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from stanet_rt.config import AUDIO, ModelConfig
 
 GraphMode = Literal["short", "long", "cross"]
 GRAPH_MODES = ("short", "long", "cross")

@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from stanet_rt.training.data.atomic import atomic_path
 
 from stanet_rt.errors import InputError
-from stanet_rt.training.data.atomic import atomic_path
 
 SUFFIX = ".png"
 

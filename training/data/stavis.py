@@ -17,11 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from stanet_rt.training.data.frames import sorted_frames
+from stanet_rt.training.data.records import VideoRecord
 
 from stanet_rt.errors import InputError
 from stanet_rt.eval.datasets import fold_list_path, read_fold_list
-from stanet_rt.training.data.frames import sorted_frames
-from stanet_rt.training.data.records import VideoRecord
 
 
 def frames_dir(root: Path, dataset: str, video: str) -> Path:

@@ -38,8 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from stanet_rt.errors import InputError
 from stanet_rt.training.data import synth_io
 from stanet_rt.training.data.atomic import write_text
 from stanet_rt.training.data.ave import ANNOTATIONS, SPLIT_FILES, AnnotationRow, write_annotations
@@ -57,6 +55,8 @@ from stanet_rt.training.data.synth_scene import (
     sample_fixations,
     sample_tracks,
 )
+
+from stanet_rt.errors import InputError
 
 STAVIS_DB = "SYNTH"
 SPLITS = ("train", "val", "test")

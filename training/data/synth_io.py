@@ -20,7 +20,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-
 from stanet_rt.training.data.atomic import atomic_dir, atomic_path
 
 AUDIO_CODECS = ("aac", "libopus", "libmp3lame")

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
 from stanet_rt.training.data.synth_classes import SynthClass
 from stanet_rt.training.data.synth_scene import ObjectTrack
 

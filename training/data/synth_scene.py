@@ -26,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from stanet_rt.training.data.synth_audio import syllable_envelope
 
 ROLES = ("source", "same_class", "other")

@@ -28,11 +28,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
-
-from stanet_rt.config import AUDIO, ModelConfig
-from stanet_rt.errors import InputError
 from stanet_rt.training.cams import to_uint8
 from stanet_rt.training.data.frames import MediaStore
 from stanet_rt.training.data.records import ClassIndex, VideoRecord
@@ -41,6 +36,11 @@ from stanet_rt.training.engine import StepOutput, TrainResult, ValidateFn, train
 from stanet_rt.training.losses import teacher_loss
 from stanet_rt.training.presets import Preset, Trainer
 from stanet_rt.training.pseudo_gt import Box, BranchMaps, recover
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from stanet_rt.config import AUDIO, ModelConfig
+from stanet_rt.errors import InputError
 
 SPLITS = ("train", "val", "test")
 
@@ -139,8 +139,9 @@ def sample_frames(dataset: Dataset, n: int = 16) -> Tensor:
 
 def new_model(ctx: StageContext, config: ModelConfig, dataset: Dataset, seed: int = 0) -> nn.Module:
     """Build ``config``'s network and give it its starting weights (``training.init.start_weights``)."""
-    from stanet_rt.models.factory import build_model
     from stanet_rt.training.init import start_weights
+
+    from stanet_rt.models.factory import build_model
 
     torch.manual_seed(seed)
     model = build_model(config)

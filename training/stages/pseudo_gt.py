@@ -20,7 +20,6 @@ import json
 from collections.abc import Callable
 
 import numpy as np
-
 from stanet_rt.training.av_sync import SyncSettings, apply_sync, frame_loudness, sync_maps
 from stanet_rt.training.cams import CamFile
 from stanet_rt.training.data.atomic import atomic_dir, write_text

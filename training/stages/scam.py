@@ -18,8 +18,6 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
-
-from stanet_rt.config import ModelConfig
 from stanet_rt.training.cams import CamFile, read_boxes, write_boxes, write_cams
 from stanet_rt.training.data.datasets import ClipDataset, FrameDataset, StageDataset
 from stanet_rt.training.data.frames import MediaStore
@@ -38,6 +36,8 @@ from stanet_rt.training.stages.common import (
     summary_of,
     teacher_step,
 )
+
+from stanet_rt.config import ModelConfig
 
 
 def scam_dataset(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stanet_rt.config import ModelConfig
 from stanet_rt.training.cams import write_cams
 from stanet_rt.training.data.datasets import GraphDataset
 from stanet_rt.training.data.frames import MediaStore
@@ -30,6 +29,8 @@ from stanet_rt.training.stages.common import (
     summary_of,
     teacher_step,
 )
+
+from stanet_rt.config import ModelConfig
 
 SHORT_STEP = 3  # node centres t-3, t, t+3 (ST+ triplets cover t-4 .. t+4)
 

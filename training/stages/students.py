@@ -28,11 +28,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-
-from stanet_rt.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from stanet_rt.config import ModelConfig
-from stanet_rt.errors import InputError
 from stanet_rt.training.data.datasets import ClipDataset, StudentDataset
 from stanet_rt.training.data.records import VideoRecord
 from stanet_rt.training.engine import CHECKPOINT, StepFn, StepOutput, ValidateFn, is_complete
@@ -42,6 +37,11 @@ from stanet_rt.training.presets import Trainer
 from stanet_rt.training.pseudo_gt import normalize
 from stanet_rt.training.stages.common import StageContext, fit, loader, new_model
 from stanet_rt.training.stages.switch import switch_dir
+from torch import Tensor, nn
+
+from stanet_rt.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from stanet_rt.config import ModelConfig
+from stanet_rt.errors import InputError
 
 STUDENT_ORDER = ("sta", "sta_plus")
 

@@ -7,12 +7,11 @@ Imports torch, ``stanet_rt.models`` and ``training.{data,engine,losses,stages.co
 
 from __future__ import annotations
 
-from torch import Tensor, nn
-
 from stanet_rt.training.data.datasets import SwitchDataset
 from stanet_rt.training.engine import StepOutput, ValidateFn, is_complete
 from stanet_rt.training.losses import switch_loss
 from stanet_rt.training.stages.common import StageContext, fit, loader, new_model
+from torch import Tensor, nn
 
 BRANCH = "audio_switch"
 
