@@ -9,7 +9,8 @@ and the preview).
 
 Back-pressure: a file is never dropped from (a full channel blocks the decoder). A live source never
 queues more than it can process: its frame channel holds one frame and a newer frame replaces it
-(counted as dropped), its result channel two, so latency stays a few frames whatever the load. Every
+(counted as dropped), its result channel one, and inference takes a frame only when its result can be
+queued, so a map is at most about two frames old whatever the load. Every
 frame that came in is output or counted as dropped (``frames_in == frames_out + dropped``), also when
 the run is stopped (:meth:`Scheduler.request_stop`: frames still queued are dropped and counted) or
 ends on ``max_frames``.
@@ -251,7 +252,7 @@ class Scheduler:
         live = source.live
         self.batch = 1 if live else max(1, self.opts.batch)
         self.frames_ch = _Channel(1 if live else self.opts.queue_size)
-        self.results_ch = _Channel(2 if live else self.opts.queue_size)
+        self.results_ch = _Channel(1 if live else self.opts.queue_size)
         self._lock = threading.Lock()
         self.frames_in = self.frames_out = self.dropped_late = self.dropped_at_stop = 0
         self.audio_done = threading.Event()
@@ -262,6 +263,7 @@ class Scheduler:
         self.elapsed = 0.0
         self.first_map_s: float | None = None
         self.stopped = False
+        self.first_map_at: float | None = None  # wall clock (epoch seconds) when the first map was ready
 
     # -- control ---------------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -344,13 +346,19 @@ class Scheduler:
 
     def infer(self) -> None:
         """The inference stage (a thread): batches through every student, fused maps to the result channel."""
-        pending: dict[int, VideoItem] = {}
+        pending: dict[int, VideoItem] = {}  # the students' frame sequence number -> the frame
+        seq = 0  # live sources drop frames, so item.index has gaps; the students count the frames they got
         while True:
+            if self.source.live:  # take the next (newest) frame only once its result has somewhere to go
+                while (self.results_ch.full() and not self.stop_event.is_set()
+                       and not self.results_ch.consumer_done.is_set()):
+                    time.sleep(0.001)
             items = self._next_batch()
             if not items:
                 break
             for it in items:
-                pending[it.index] = it
+                pending[seq] = it
+                seq += 1
             images = np.stack([it.image for it in items])
             windows, on = self._audio_windows(items)
             ready = [s.push(images, windows, on) for s in self.students]
@@ -412,6 +420,7 @@ class Scheduler:
                     self.frames_out += 1
                 if self.first_map_s is None:
                     self.first_map_s = time.perf_counter() - start
+                    self.first_map_at = time.time()
                 yield frame
         finally:
             self.stopped = self.stop_event.is_set()  # asked to stop (request_stop / the caller's event / an error)
@@ -528,6 +537,7 @@ class Scheduler:
             "corrupt_packets": self.source.corrupt_packets, "seconds": round(elapsed, 3),
             "fps": round(self.frames_out / elapsed, 2) if elapsed > 0 else 0.0,
             "first_map_s": None if self.first_map_s is None else round(self.first_map_s, 3),
+            "first_map_at": self.first_map_at,
             "silent_audio_s": round(self.silence.silent_frames / self.source.fps, 2) if self.source.fps else 0.0,
             "models": [b.config.name for b in self.bundles], "backend": [b.backend for b in self.bundles],
             "device": self.bundles[0].encoder.info.device,
