@@ -72,6 +72,9 @@ def bench_pipeline(
 ) -> None:
     """Time per pipeline stage, end-to-end fps, latency and the pipeline's own overhead (or, with
     ``--live``, a live run's counts, memory and latency over time)."""
+    from stanet_rt.cli.run import one_blas_thread
+
+    one_blas_thread()  # as `stanet-rt run` runs
     from stanet_rt.benchmarks import bench_pipeline as bp
 
     if not all("x" in part for part in size.lower().split(",")):
