@@ -292,6 +292,8 @@ def main(argv: list[str] | None = None) -> BenchmarkResult:
     result = run(args.models.split(","), width, height, args.seconds, args.fps, args.backends.split(","),
                  args.device, args.batch, args.clip, outputs)
     result.name = args.name
+    if args.note:
+        result.notes.append(args.note)
     paths = result.write(args.out, COLUMNS) if args.out else result.write(columns=COLUMNS)
     rows = [r for r in result.rows if r["stage"] in STAGES]
     if rows:

@@ -86,8 +86,8 @@ def bench_pipeline(
     args = ["--models", models, "--backends", backends, "--size", size, "--seconds", str(seconds),
             "--batch", str(batch), "--device", device, "--out", str(out), "--name", name, "--outputs", outputs,
             "--fps", str(fps)]
-    if live:
-        args += ["--live"] + (["--note", note] if note else [])
+    args += ["--live"] if live else []
+    args += ["--note", note] if note else []
     if clip is not None:
         args += ["--clip", str(clip)]
     bp.main(args)

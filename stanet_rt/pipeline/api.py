@@ -589,9 +589,3 @@ def stream(source: str | Path | None = None, model: str | Path | list[str | Path
     with src:
         yield from scheduler.frames()
 
-
-def check_model_files(models: list[str]) -> None:
-    """InputError naming the first model path that does not exist."""
-    for m in models:
-        if not Path(m).exists():
-            raise InputError(f"{m}: model file not found")
