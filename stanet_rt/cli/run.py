@@ -50,10 +50,11 @@ def run_and_report(source: str | None, models: list[str], opts, camera: str | No
                    stats: Path | None) -> int:
     """Run the pipeline with SIGINT / SIGTERM stopping it cleanly; print the summary line, write
     ``stats`` (with the exit code the shell gets) and return that exit code: 0 done, 3 source lost /
-    truncated / corrupt (outputs finalized), 130 SIGINT, 143 SIGTERM, 1 on an internal error."""
+    truncated / corrupt (outputs finalized), 130 SIGINT, 143 SIGTERM, 2 bad input, 1 an internal error."""
     import signal
     import threading
 
+    from stanet_rt.errors import StanetError
     from stanet_rt.pipeline.api import STATUS_DONE, STATUS_STOPPED, open_run
     from stanet_rt.pipeline.sinks import write_stats
 
@@ -74,6 +75,9 @@ def run_and_report(source: str | None, models: list[str], opts, camera: str | No
             code = 128 + caught[0]  # 130 SIGINT, 143 SIGTERM
         else:
             code = 0 if result.status in (STATUS_DONE, STATUS_STOPPED) else 3
+    except StanetError:
+        code = 2  # bad input found once running (main prints the one line and exits 2)
+        raise
     finally:
         for sig, h in previous.items():
             signal.signal(sig, h)
