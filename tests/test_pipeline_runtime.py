@@ -264,3 +264,22 @@ def test_export_parity_inputs_use_the_shared_preprocess() -> None:
     expected = preprocess(parity.generated_clip_frames(2, model.config.input_size), model.config)
     assert isinstance(frames, torch.Tensor)
     np.testing.assert_array_equal(frames.numpy(), expected)
+
+
+def test_stats_record_the_exit_code_of_a_crashed_run(lite, tmp_path, monkeypatch) -> None:
+    """Issue 13.1: a run that crashed (rc 1) had written ``exit_code: 0`` into its stats."""
+    from typer.testing import CliRunner
+
+    from stanet_rt.cli import app
+    from stanet_rt.pipeline.model_runner import StreamingStudent
+
+    def exploding_push(self, *args, **kwargs):
+        raise RuntimeError("engine exploded")
+
+    monkeypatch.setattr(StreamingStudent, "push", exploding_push)
+    clip = make_clip(tmp_path / "c.mp4", seconds=1.0, fps=10)
+    stats = tmp_path / "s.json"
+    res = CliRunner().invoke(app, ["run", str(clip), "-m", str(lite), "--maps", str(tmp_path / "m.h5"),
+                                   "--stats", str(stats)])
+    assert res.exit_code == 1 and isinstance(res.exception, RuntimeError)
+    assert json.loads(stats.read_text())["exit_code"] == 1
