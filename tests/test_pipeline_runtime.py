@@ -97,7 +97,6 @@ def test_variable_frame_rate_file_keeps_its_timestamps(lite, tmp_path) -> None:
         np.testing.assert_allclose(fh["pts"][:], tin, atol=1e-3)
 
 
-@pytest.mark.slow
 def test_sigkill_leaves_a_playable_partial_overlay(lite, tmp_path) -> None:
     """Issue 13.5: the overlay is a fragmented MP4 written in place; killing the process mid-run leaves
     a file that decodes (before: the video sat in a temp file whose moov was never written)."""
