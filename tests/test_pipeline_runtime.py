@@ -282,3 +282,19 @@ def test_stats_record_the_exit_code_of_a_crashed_run(lite, tmp_path, monkeypatch
                                    "--stats", str(stats)])
     assert res.exit_code == 1 and isinstance(res.exception, RuntimeError)
     assert json.loads(stats.read_text())["exit_code"] == 1
+
+
+def test_overlay_on_yuv_planes_matches_the_rgb_blend() -> None:
+    """The overlay blends on the yuv420p planes (no RGB round trip); what the viewer sees is the RGB blend."""
+    from stanet_rt.pipeline.sinks import overlay, overlay_yuv
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:72, 0:128]
+    image = np.stack([xx * 2, yy * 3, 255 - xx * 2], axis=-1).astype(np.uint8)  # smooth: chroma survives 4:2:0
+    yuv = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p").to_ndarray()
+    sal = rng.random((9, 16)).astype(np.float32)
+    got = av.VideoFrame.from_ndarray(overlay_yuv(yuv, sal), format="yuv420p").to_ndarray(format="rgb24")
+    base = av.VideoFrame.from_ndarray(yuv, format="yuv420p").to_ndarray(format="rgb24")
+    want = overlay(base, sal)
+    assert np.abs(got.astype(int) - want.astype(int)).mean() < 3.0
+    assert np.array_equal(overlay_yuv(yuv, np.zeros((9, 16), np.float32)), yuv)  # no saliency: frame untouched
