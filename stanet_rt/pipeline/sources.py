@@ -154,7 +154,7 @@ class FileSource:
         resampler = MonoResampler(self.sample_rate) if self.audio is not None else None
         index, last_time, resumes, audio_started = 0, None, 0, False
         timeline = _Timeline()
-        finished = wanted_more = False
+        finished = False
         while not finished:
             finished = True
             try:
@@ -182,7 +182,6 @@ class FileSource:
                         index += 1
                         if not on_video(item) or (self.max_frames and index >= self.max_frames):
                             return
-                    wanted_more = True
             except (av.error.InvalidDataError, av.error.FFmpegError, EOFError):
                 self.corrupt_packets += 1  # damaged container data: try to resume after it a few times
                 resumes += 1
@@ -190,7 +189,7 @@ class FileSource:
         if resampler is not None:
             on_audio(resampler.flush(), None)
         duration = float(self.container.duration / av.time_base) if self.container.duration else None
-        if wanted_more and duration and last_time is not None and last_time + 2.0 / self.fps < duration - 1e-3:
+        if duration and last_time is not None and last_time + 2.0 / self.fps < duration - 1e-3:
             self.truncated = True  # the container promised more than it held
 
 
