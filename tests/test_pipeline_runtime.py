@@ -298,3 +298,13 @@ def test_overlay_on_yuv_planes_matches_the_rgb_blend() -> None:
     want = overlay(base, sal)
     assert np.abs(got.astype(int) - want.astype(int)).mean() < 3.0
     assert np.array_equal(overlay_yuv(yuv, np.zeros((9, 16), np.float32)), yuv)  # no saliency: frame untouched
+
+
+def test_a_bad_microphone_is_one_line_without_native_library_noise(lite) -> None:
+    """Issue 13: a bad ``--mic`` printed alsa-lib's own lines on stderr before our message."""
+    res = _cli("run", "--camera", "lavfi:testsrc2=size=96x64:rate=10", "--mic", "hw:97", "-m", str(lite),
+               "--max-frames", "2")
+    assert res.returncode == 0, res.stderr
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert lines[0].startswith("warning: microphone 'hw:97': cannot open") and "running without audio" in lines[0]
+    assert not any(line.startswith("ALSA") for line in lines)

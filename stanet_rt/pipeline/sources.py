@@ -17,10 +17,12 @@ Imports numpy, av and ``stanet_rt.audio``.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import platform
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -218,10 +220,30 @@ def device_spec(spec: str, kind: str) -> tuple[str, str, dict[str, str]]:
     return url, fmt, {}
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null for the duration: device libraries (alsa-lib, v4l2) print
+    their own lines straight to stderr before FFmpeg returns an error, above our one-line message.
+    Python's ``sys.stderr`` object is untouched; used only while opening devices, before any thread runs."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _open_device(spec: str, kind: str) -> av.container.InputContainer:
     url, fmt, options = device_spec(spec, kind)
     try:
-        return av.open(url, format=fmt, options=options)
+        with _native_stderr_silenced():
+            return av.open(url, format=fmt, options=options)
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise InputError(f"{kind} {spec!r}: cannot open ({_one_line(exc)})") from None
 
