@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from stanet_rt.export.onnx_export import PartSpec
 
+from stanet_rt.preprocess import preprocess
+
 THRESHOLDS = {"fp32": 0.9999, "fp16": 0.999}
 CONSTANT_ATOL = {"fp32": 1e-4, "fp16": 1e-2}
 
@@ -64,10 +66,7 @@ def real_inputs(spec: PartSpec, model: torch.nn.Module, batch: int = 2) -> tuple
     """Inputs for ``spec`` derived from generated frames / a real tone instead of random numbers."""
     cfg = model.config
     s = cfg.input_size
-    mean = torch.tensor(cfg.mean).view(1, 3, 1, 1)
-    std = torch.tensor(cfg.std).view(1, 3, 1, 1)
-    frames = torch.from_numpy(generated_clip_frames(batch, s)).permute(0, 3, 1, 2).float() / 255.0
-    frames = (frames - mean) / std
+    frames = torch.from_numpy(preprocess(generated_clip_frames(batch, s), cfg))  # the runtime's preprocessing
     if spec.part == "audio":
         t = torch.arange(cfg.audio.window_samples) / cfg.audio.sample_rate
         tone = 0.5 * torch.sin(2 * torch.pi * 440.0 * t) * torch.linspace(0.2, 1.0, t.numel())

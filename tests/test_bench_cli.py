@@ -97,3 +97,22 @@ def test_bench_pipeline_module_rejects_unknown_outputs(capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         bp.main(["--outputs", "overlay,junk"])
     assert exc.value.code == 2 and "--outputs 'overlay,junk'" in capsys.readouterr().err
+
+
+def test_bench_pipeline_live_records_counts_memory_and_latency(tmp_path) -> None:
+    from stanet_rt.checkpoint import save_checkpoint
+    from stanet_rt.config import get_config
+    from stanet_rt.models.factory import build_model
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "lite.pt", build_model(get_config("tiny_lite")))
+    res = runner.invoke(app, ["bench", "pipeline", "--live", "--models", str(ckpt), "--size", "96x64,128x96",
+                              "--seconds", "2", "--fps", "15", "--out", str(tmp_path), "--note", "shared machine"])
+    assert res.exit_code == 0, res.output
+    data = _load(tmp_path, "pipeline_live")
+    assert [r["input"] for r in data["rows"]] == ["96x64@15 + mic", "128x96@15 + mic"]
+    for r in data["rows"]:
+        assert r["frames_in"] == 30 and r["counts_add_up"] and r["frames_out"] + r["dropped"] == 30
+        assert r["latency_p95_ms"] >= r["latency_p50_ms"] > 0 and r["rss_end_mb"] > 0
+        assert r["latency_p95_beyond_lookahead_ms"] == pytest.approx(r["latency_p95_ms"] - r["lookahead_ms"], abs=0.2)
+    assert "shared machine" in data["notes"]

@@ -64,19 +64,30 @@ def bench_pipeline(
     outputs: str = typer.Option("overlay", "--outputs",
                                 help="Comma-separated: overlay (overlay video + maps), maps (maps only)."),
     name: str = typer.Option("pipeline", "--name", help="Result file stem."),
+    live: bool = typer.Option(False, "--live", help="A live lavfi camera + microphone for --seconds instead of a "
+                              "file: counts, memory over time, capture -> map latency (--size may list sizes)."),
+    fps: int = typer.Option(30, "--fps", min=1, help="Frame rate of the generated clip / live camera."),
+    note: str = typer.Option(None, "--note", help="A note for the result file (e.g. the machine was shared)."),
     out: Path = _OUT,
 ) -> None:
-    """Time per pipeline stage, end-to-end fps, latency and the pipeline's own overhead."""
+    """Time per pipeline stage, end-to-end fps, latency and the pipeline's own overhead (or, with
+    ``--live``, a live run's counts, memory and latency over time)."""
+    from stanet_rt.cli.run import one_blas_thread
+
+    one_blas_thread()  # as `stanet-rt run` runs
     from stanet_rt.benchmarks import bench_pipeline as bp
 
-    if "x" not in size.lower():
+    if not all("x" in part for part in size.lower().split(",")):
         fail(f"--size {size!r}: expected WxH, e.g. 1920x1080")
     if clip is not None and not clip.exists():
         fail(f"{clip}: no such file")
     if not set(_split(outputs)) <= {"overlay", "maps"}:
         fail(f"--outputs {outputs!r}: expected overlay and/or maps")
     args = ["--models", models, "--backends", backends, "--size", size, "--seconds", str(seconds),
-            "--batch", str(batch), "--device", device, "--out", str(out), "--name", name, "--outputs", outputs]
+            "--batch", str(batch), "--device", device, "--out", str(out), "--name", name, "--outputs", outputs,
+            "--fps", str(fps)]
+    args += ["--live"] if live else []
+    args += ["--note", note] if note else []
     if clip is not None:
         args += ["--clip", str(clip)]
     bp.main(args)

@@ -14,8 +14,10 @@ import numpy as np
 
 
 def make_clip(path: str | Path, seconds: float = 2.0, fps: int = 10, width: int = 160, height: int = 96,
-              audio: bool = True, sample_rate: int = 16000, tone_hz: float = 440.0, seed: int = 0) -> Path:
-    """Write an mp4 (H.264 or MPEG-4 video, AAC audio when ``audio``). Returns ``path``."""
+              audio: bool = True, sample_rate: int = 16000, tone_hz: float = 440.0, seed: int = 0,
+              silence: tuple[float, float] | None = None) -> Path:
+    """Write an mp4 (H.264 or MPEG-4 video, AAC audio when ``audio``; ``silence`` = (start, end) seconds of
+    digital silence in the audio). Returns ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -25,6 +27,8 @@ def make_clip(path: str | Path, seconds: float = 2.0, fps: int = 10, width: int 
     t_audio = np.arange(int(seconds * sample_rate)) / sample_rate
     envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 1.5 * t_audio)  # the source pulses 1.5 times a second
     wave = (0.4 * envelope * np.sin(2 * np.pi * tone_hz * t_audio)).astype(np.float32)
+    if silence is not None:
+        wave[int(silence[0] * sample_rate):int(silence[1] * sample_rate)] = 0.0
     with av.open(str(path), "w") as out:
         codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
         vs = out.add_stream(codec, rate=fps)

@@ -16,7 +16,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from stanet_rt.pipeline.api import RunOptions, run
+from stanet_rt.pipeline.api import STATUS_DONE, RunOptions, run
+from stanet_rt.pipeline.sinks import write_stats
 
 
 def contact_sheet(video: Path, out: Path, columns: int = 4, rows: int = 2) -> Path:
@@ -79,10 +80,11 @@ def run_demo(out_dir: str | Path = "outputs/demo", models: list[str] | None = No
     out.mkdir(parents=True, exist_ok=True)
     clip, density = demo_clip(out / "input.mp4")
     paths = {"input": clip, "overlay": out / "overlay.mp4", "maps": out / "maps.h5", "stats": out / "stats.json"}
-    opts = RunOptions(overlay=paths["overlay"], maps=paths["maps"], stats=paths["stats"], progress=False)
+    opts = RunOptions(overlay=paths["overlay"], maps=paths["maps"], progress=False)
     result = run(clip, list(models or []), opts, log=log)
-    if result.exit_code != 0:
-        raise RuntimeError(f"demo run ended with exit code {result.exit_code}")
+    write_stats(paths["stats"], result.stats)
+    if result.status != STATUS_DONE:
+        raise RuntimeError(f"demo run ended early: {result.status}")
     paths["contact_sheet"] = contact_sheet(paths["overlay"], out / "overlay_frames.png")
     s = result.stats
     log(f"{result.frames_out} frames at {s['fps']} fps with {', '.join(s['models'])} ({', '.join(s['backend'])})")

@@ -1,9 +1,9 @@
 """Sinks: overlay video (H.264 + the original audio), map files (.h5), live preview, run statistics.
 
 Every sink is finalized on every exit path (``close`` is idempotent and called from ``finally``):
-the overlay video is written to a temporary file and, at close, the source's audio is muxed back in
-(stream copy, trimmed to the video) into the final path, so an interrupted run still leaves a playable
-file; the map file is flushed after every batch, so a crash leaves a readable file.
+the overlay video is written as a fragmented MP4 straight to its path (playable up to the last
+second even after SIGKILL) and, at close, the source's audio is muxed in (stream copy, trimmed to the
+video); the map file is flushed every few frames, so a crash leaves a readable file.
 
 Imports numpy, av, h5py (cv2 lazily for the preview).
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 
 import av
@@ -47,38 +48,113 @@ def overlay(image: np.ndarray, saliency: np.ndarray, alpha: float = 0.5) -> np.n
     return out.astype(np.uint8)
 
 
+# BT.601 limited range, as FFmpeg's default RGB -> yuv420p conversion (what the encoder gets)
+_RGB_TO_YUV = np.array([[0.257, 0.504, 0.098], [-0.148, -0.291, 0.439], [0.439, -0.368, -0.071]])
+COLORMAP_YUV = np.clip(np.round(COLORMAP @ _RGB_TO_YUV.T + [16, 128, 128]), 0, 255).astype(np.uint16)
+
+
+@lru_cache(maxsize=16)
+def _repeats(n_out: int, n_in: int) -> np.ndarray:
+    """How many output pixels each input pixel covers in a nearest-neighbour upsampling n_in -> n_out."""
+    return np.bincount(np.arange(n_out) * n_in // n_out, minlength=n_in)
+
+
+def _upsample(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour upsampling of (h, w) to ``shape`` (the same pixels as ``x[ys][:, xs]``, as
+    two block repeats: about ten times faster than the gather at 1080p)."""
+    return np.repeat(np.repeat(x, _repeats(shape[1], x.shape[1]), axis=1), _repeats(shape[0], x.shape[0]), axis=0)
+
+
+def _blend_plane(plane: np.ndarray, weight: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """``(plane * (256 - w) + colour) >> 8`` with ``weight`` and premultiplied ``colour`` (map size,
+    uint16) upsampled to the plane (nearest neighbour); uint8 out."""
+    out = plane.astype(np.uint16)
+    out *= _upsample(256 - weight, plane.shape)
+    out += _upsample(colour, plane.shape)
+    out >>= 8
+    return out.astype(np.uint8)
+
+
+def overlay_yuv(yuv: np.ndarray, saliency: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """:func:`overlay` on a yuv420p frame: ``yuv`` (H * 3 / 2, W) uint8 planes (Y, then U and V at half
+    size), ``saliency`` (h, w) in [0, 1]. The same blend as in RGB (the colour conversion is affine), on
+    1.5 bytes per pixel instead of 3 and without converting the frame to RGB and back: the overlay of a
+    1080p frame costs a quarter of the RGB path."""
+    rows, w = yuv.shape
+    h = rows * 2 // 3
+    sal = np.nan_to_num(np.clip(saliency, 0.0, 1.0))
+    weight = np.round(sal * alpha * 256).astype(np.uint16)
+    lut = COLORMAP_YUV.T[:, (sal * 255).astype(np.uint8)]  # (3, h, w): Y, U, V of each map pixel
+    colour = lut * weight  # premultiplied
+    out = np.empty_like(yuv)
+    out[:h] = _blend_plane(yuv[:h], weight, colour[0])
+    chroma = yuv[h:].reshape(2, h // 2, w // 2)  # U then V planes
+    out_chroma = out[h:].reshape(2, h // 2, w // 2)
+    for c in range(2):
+        out_chroma[c] = _blend_plane(chroma[c], weight, colour[1 + c])
+    return out
+
+
+_FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
+
+
+def _container_options(path: Path) -> dict[str, str]:
+    """Muxer options: MP4 / MOV are written fragmented (a fragment per keyframe, flushed), so a run
+    killed at any moment leaves a playable file of what was written so far."""
+    return dict(_FRAGMENTED) if path.suffix.lower() in ("", ".mp4", ".m4v", ".mov") else {}
+
+
 class OverlaySink:
-    """H.264 video (libx264 if FFmpeg has it, else MPEG-4) with the input's timestamps and audio."""
+    """H.264 video (libx264 if FFmpeg has it, else MPEG-4) with the input's timestamps and audio.
+
+    The video is written straight to ``path`` as a fragmented MP4 (one fragment per second: a keyframe
+    every second), so it stays playable up to the last fragment if the process is killed. At
+    :meth:`close` the source's audio (files) is muxed in: into a hidden file beside ``path`` that then
+    replaces it, so ``path`` is never a half-written file. Timestamps are the input's raw pts in the
+    input's time base (``time_base``), made strictly increasing by the source.
+    """
 
     def __init__(self, path: str | Path, fps: float, time_base: Fraction | None, width: int, height: int,
-                 audio_from: Path | None = None) -> None:
+                 audio_from: Path | None = None, preset: str = "veryfast") -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.stem}.video{self.path.suffix or '.mp4'}")
         self.audio_from = audio_from
-        self.container = av.open(str(self.tmp), "w")
+        fmt = "mp4" if self.path.suffix == "" else None
+        self.container = av.open(str(self.path), "w", format=fmt, options=_container_options(self.path))
         codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
         rate = Fraction(fps).limit_denominator(1001) if fps else Fraction(25)
+        self.time_base = time_base or (1 / rate)
+        gop = max(1, int(round(float(rate))))
         # x264's "veryfast" preset: ~3x the speed of its default at a slightly larger file; a preview
         # overlay does not need the default's compression
-        options = {"preset": "veryfast"} if codec == "libx264" else {}
+        options = {"preset": preset} if codec == "libx264" else {}
         self.stream = self.container.add_stream(codec, rate=rate, options=options)
         self.stream.thread_type = "AUTO"
         self.stream.width, self.stream.height = width - width % 2, height - height % 2
         self.stream.pix_fmt = "yuv420p"
-        if time_base is not None:
-            self.stream.time_base = time_base
+        self.stream.codec_context.gop_size = gop
+        # no B-frames: no reordering delay, so a fragmented MP4 (no edit list) keeps the input's first pts,
+        # and a live frame's packet leaves the encoder without waiting for later frames
+        self.stream.codec_context.max_b_frames = 0
+        self.stream.codec_context.time_base = self.time_base
+        self.stream.time_base = self.time_base
         self.frames = 0
         self.closed = False
         self._last_pts: int | None = None
 
-    def write(self, image: np.ndarray, saliency: np.ndarray, raw_pts: int | None) -> None:
-        img = overlay(image, saliency)[: self.stream.height, : self.stream.width]
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-        if raw_pts is not None and (self._last_pts is None or raw_pts > self._last_pts):
-            frame.pts = raw_pts
-            frame.time_base = self.stream.time_base
-            self._last_pts = raw_pts
+    def write(self, image: np.ndarray | None, saliency: np.ndarray, raw_pts: int | None,
+              yuv: np.ndarray | None = None) -> None:
+        """One frame: ``yuv`` (yuv420p planes, preferred) or ``image`` (H, W, 3) RGB, its map, its pts."""
+        if yuv is not None:
+            frame = av.VideoFrame.from_ndarray(overlay_yuv(yuv, saliency), format="yuv420p")
+        else:
+            img = overlay(image, saliency)[: self.stream.height, : self.stream.width]
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+        pts = raw_pts if raw_pts is not None else (0 if self._last_pts is None else self._last_pts + 1)
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1  # the muxer needs strictly increasing timestamps
+        frame.pts, frame.time_base = pts, self.time_base
+        self._last_pts = pts
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
         self.frames += 1
@@ -92,20 +168,20 @@ class OverlaySink:
                 self.container.mux(packet)
         finally:
             self.container.close()
-        if self.audio_from is not None:
+        if self.audio_from is not None and self.frames:
+            tmp = self.path.with_name(f".{self.path.name}.mux{self.path.suffix or '.mp4'}")
             try:
-                _mux_audio(self.tmp, self.audio_from, self.path)
-                self.tmp.unlink()
-                return
+                _mux_audio(self.path, self.audio_from, tmp)
+                os.replace(tmp, self.path)
             except (av.error.FFmpegError, OSError, ValueError):
-                pass  # keep the video without audio rather than lose it
-        os.replace(self.tmp, self.path)
+                tmp.unlink(missing_ok=True)  # keep the video without audio rather than lose it
 
 
 def _mux_audio(video: Path, audio_source: Path, out: Path) -> None:
     """Copy the video stream of ``video`` and the audio stream of ``audio_source`` (trimmed) into ``out``."""
-    tmp = out.with_name(f".{out.stem}.mux{out.suffix or '.mp4'}")
-    with av.open(str(video)) as vin, av.open(str(audio_source)) as ain, av.open(str(tmp), "w") as o:
+    fmt = "mp4" if out.suffix == "" else None
+    with av.open(str(video)) as vin, av.open(str(audio_source)) as ain, \
+            av.open(str(out), "w", format=fmt) as o:  # a complete file, not fragmented: it is renamed into place
         vs = vin.streams.video[0]
         ovs = o.add_stream_from_template(vs)
         a_in = ain.streams.audio[0]
@@ -126,7 +202,6 @@ def _mux_audio(video: Path, audio_source: Path, out: Path) -> None:
                 break
             packet.stream = oas
             o.mux(packet)
-    os.replace(tmp, out)
 
 
 class MapsSink:

@@ -1,44 +1,108 @@
 """Sources through PyAV: a media file, or a camera plus a microphone (devices or FFmpeg lavfi test sources).
 
-Every source is a context manager whose :meth:`events` generator yields ``("video", VideoItem)`` and
-``("audio", samples)`` (16 kHz mono float32) in demux order; live sources run one reader thread per
-device and yield as data arrives. A corrupt packet in a file is skipped and counted; a camera that goes
-away ends the stream with ``lost`` set.
+Every source implements the :class:`Source` protocol: a context manager whose :meth:`Source.read` pushes
+decoded video frames (``on_video(VideoItem) -> bool``, False = stop reading) and mono audio at the
+model's sample rate (``on_audio(samples, start_time)``) until the stream ends or ``stop`` is set. A file
+is read in demux order on the caller's thread; a live source reads the camera on the caller's thread
+(so a slow consumer never makes a queue of stale frames grow) and the microphone on its own thread
+(audio is never dropped). A corrupt packet in a file is skipped and counted; a camera that goes away
+ends the stream with ``lost`` set.
+
+Timestamps: ``VideoItem.pts`` is seconds (the stream's own clock for files, seconds since the source
+opened for live sources); ``raw_pts`` is the same instant as an integer in ``Source.time_base``,
+strictly increasing (variable-frame-rate files keep their own timing).
 
 Imports numpy, av and ``stanet_rt.audio``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import platform
-import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Protocol
 
 import av
 import numpy as np
 
-from stanet_rt.audio.io import MonoResampler
+from stanet_rt.audio.io import SAMPLE_RATE, MonoResampler
 from stanet_rt.errors import InputError
+
+OnVideo = Callable[["VideoItem"], bool]
+OnAudio = Callable[[np.ndarray, "float | None"], None]
 
 
 @dataclass
 class VideoItem:
-    """One decoded frame: ``image`` (H, W, 3) uint8 RGB, ``pts`` in seconds, ``raw_pts`` in ``time_base``."""
+    """One decoded frame: ``image`` (H, W, 3) uint8 RGB; ``yuv`` the same frame as a yuv420p plane
+    stack (H * 3 / 2, W) uint8 when the source was asked for it (the overlay blends on it), else None;
+    ``pts`` seconds; ``raw_pts`` integer in ``time_base``; ``arrival`` ``time.perf_counter()`` when it
+    was decoded / captured (latency is measured from here)."""
 
     index: int
     image: np.ndarray
     pts: float
-    raw_pts: int | None
-    time_base: Fraction | None
+    raw_pts: int
+    time_base: Fraction
+    arrival: float = 0.0
+    yuv: np.ndarray | None = None
+
+
+class Source(Protocol):
+    """What the scheduler needs from a source (files and live devices alike)."""
+
+    live: bool
+    fps: float
+    time_base: Fraction
+    width: int
+    height: int
+    total_frames: int | None
+    corrupt_packets: int
+    lost: bool
+    truncated: bool
+    notes: list[str]
+
+    @property
+    def has_audio(self) -> bool: ...
+
+    def read(self, on_video: OnVideo, on_audio: OnAudio, stop: threading.Event) -> None: ...
+
+    def __enter__(self) -> Source: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 def _one_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _yuv420(frame: av.VideoFrame) -> np.ndarray:
+    """(H' * 3 / 2, W') uint8 yuv420p planes of ``frame`` cropped to even sizes (H', W')."""
+    w, h = frame.width - frame.width % 2, frame.height - frame.height % 2
+    if frame.format.name != "yuv420p" or (w, h) != (frame.width, frame.height):
+        frame = frame.reformat(width=w, height=h, format="yuv420p")
+    return frame.to_ndarray()
+
+
+class _Timeline:
+    """Makes a stream's integer timestamps strictly increasing (a repeated or missing pts becomes the
+    previous one + 1 tick, so a muxer never sees a non-increasing timestamp)."""
+
+    def __init__(self) -> None:
+        self.last: int | None = None
+
+    def next(self, pts: int | None) -> int:
+        value = pts if pts is not None else (0 if self.last is None else self.last + 1)
+        if self.last is not None and value <= self.last:
+            value = self.last + 1
+        self.last = value
+        return value
 
 
 class FileSource:
@@ -46,7 +110,8 @@ class FileSource:
 
     live = False
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, sample_rate: int = SAMPLE_RATE, max_frames: int | None = None,
+                 want_yuv: bool = False) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise InputError(f"{self.path}: no such file")
@@ -62,12 +127,18 @@ class FileSource:
         self.video.thread_type = "AUTO"
         rate = self.video.average_rate or self.video.guessed_rate or 25
         self.fps = float(rate)
-        self.time_base = self.video.time_base
+        self.time_base = self.video.time_base or Fraction(1, 90000)
         self.width, self.height = self.video.codec_context.width, self.video.codec_context.height
         self.total_frames = self.video.frames or None
+        if max_frames:
+            self.total_frames = min(self.total_frames or max_frames, max_frames)
+        self.max_frames = max_frames
+        self.sample_rate = sample_rate
+        self.want_yuv = want_yuv
         self.corrupt_packets = 0
         self.lost = False
         self.truncated = False
+        self.notes: list[str] = []
 
     @property
     def has_audio(self) -> bool:
@@ -79,39 +150,48 @@ class FileSource:
     def __exit__(self, *exc: object) -> None:
         self.container.close()
 
-    def events(self) -> Iterator[tuple[str, object]]:
+    def read(self, on_video: OnVideo, on_audio: OnAudio, stop: threading.Event) -> None:
+        """Demux and decode until the end, ``stop``, ``max_frames`` or ``on_video`` returning False."""
         streams = [self.video] + ([self.audio] if self.audio is not None else [])
-        resampler = MonoResampler() if self.audio is not None else None
-        index, last_pts, resumes = 0, None, 0
+        resampler = MonoResampler(self.sample_rate) if self.audio is not None else None
+        index, last_time, resumes, audio_started = 0, None, 0, False
+        timeline = _Timeline()
         finished = False
         while not finished:
             finished = True
             try:
                 for packet in self.container.demux(streams):
+                    if stop.is_set():
+                        return
                     try:
                         frames = packet.decode()
                     except (av.error.InvalidDataError, av.error.FFmpegError):
                         self.corrupt_packets += 1  # skip the damaged packet, keep going
                         continue
                     for frame in frames:
-                        if packet.stream.type == "video":
-                            pts = float(frame.pts * self.time_base) if frame.pts is not None else index / self.fps
-                            if last_pts is not None and pts <= last_pts:
-                                continue  # a resumed demux may repeat frames
-                            last_pts = pts
-                            yield "video", VideoItem(index, frame.to_ndarray(format="rgb24"), pts, frame.pts,
-                                                     self.time_base)
-                            index += 1
-                        else:
-                            yield "audio", resampler.push(frame)
+                        if packet.stream.type != "video":
+                            start = None if audio_started or frame.time is None else float(frame.time)
+                            audio_started = True
+                            on_audio(resampler.push(frame), start)
+                            continue
+                        t = float(frame.pts * self.time_base) if frame.pts is not None else None
+                        if t is not None and last_time is not None and t <= last_time:
+                            continue  # a resumed demux may repeat frames
+                        raw = timeline.next(frame.pts)
+                        last_time = float(raw * self.time_base)
+                        item = VideoItem(index, frame.to_ndarray(format="rgb24"), last_time, raw, self.time_base,
+                                         time.perf_counter(), _yuv420(frame) if self.want_yuv else None)
+                        index += 1
+                        if not on_video(item) or (self.max_frames and index >= self.max_frames):
+                            return
             except (av.error.InvalidDataError, av.error.FFmpegError, EOFError):
                 self.corrupt_packets += 1  # damaged container data: try to resume after it a few times
                 resumes += 1
                 finished = resumes > 8
         if resampler is not None:
-            yield "audio", resampler.flush()
+            on_audio(resampler.flush(), None)
         duration = float(self.container.duration / av.time_base) if self.container.duration else None
-        if duration and last_pts is not None and last_pts + 2.0 / self.fps < duration - 1e-3:
+        if duration and last_time is not None and last_time + 2.0 / self.fps < duration - 1e-3:
             self.truncated = True  # the container promised more than it held
 
 
@@ -140,24 +220,48 @@ def device_spec(spec: str, kind: str) -> tuple[str, str, dict[str, str]]:
     return url, fmt, {}
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null for the duration: device libraries (alsa-lib, v4l2) print
+    their own lines straight to stderr before FFmpeg returns an error, above our one-line message.
+    Python's ``sys.stderr`` object is untouched; used only while opening devices, before any thread runs."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _open_device(spec: str, kind: str) -> av.container.InputContainer:
     url, fmt, options = device_spec(spec, kind)
     try:
-        return av.open(url, format=fmt, options=options)
+        with _native_stderr_silenced():
+            return av.open(url, format=fmt, options=options)
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise InputError(f"{kind} {spec!r}: cannot open ({_one_line(exc)})") from None
 
 
 class LiveSource:
-    """A camera (``--camera``) and an optional microphone (``--mic``), each read by its own thread.
+    """A camera (``--camera``) and an optional microphone (``--mic``).
 
-    Timestamps are the arrival time on one monotonic clock (seconds since the source opened), so the
-    audio window of a frame is the 0.5 s of microphone audio that ended when the frame arrived.
+    Timestamps are seconds since the source opened on one monotonic clock, so the audio window of a
+    frame is the microphone audio that ended when the frame arrived. The camera is read on the caller's
+    thread, one frame at a time: whatever the consumer does with a frame, the next one read is the
+    newest the device holds (FFmpeg lavfi test sources are paced to their frame rate). ``frames`` counts
+    the frames captured, every one of which was handed to ``on_video``.
     """
 
     live = True
 
-    def __init__(self, camera: str, mic: str | None = None, max_frames: int | None = None) -> None:
+    def __init__(self, camera: str, mic: str | None = None, max_frames: int | None = None,
+                 sample_rate: int = SAMPLE_RATE, want_yuv: bool = False) -> None:
         self.camera = _open_device(camera, "camera")
         self.notes: list[str] = []  # one-line warnings the pipeline prints
         self.mic = None
@@ -172,12 +276,15 @@ class LiveSource:
         self.width, self.height = v.codec_context.width, v.codec_context.height
         self.total_frames = max_frames
         self.max_frames = max_frames
+        self.sample_rate = sample_rate
+        self.want_yuv = want_yuv
         self.corrupt_packets = 0
         self.lost = False
-        self._queue: queue.Queue = queue.Queue(maxsize=256)
-        self._stop = threading.Event()
+        self.truncated = False
+        self.frames = 0
         self._t0 = time.monotonic()
-        self._threads: list[threading.Thread] = []
+        self._mic_thread: threading.Thread | None = None
+        self._closing = threading.Event()
 
     @property
     def has_audio(self) -> bool:
@@ -187,9 +294,9 @@ class LiveSource:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=2)
+        self._closing.set()
+        if self._mic_thread is not None:
+            self._mic_thread.join(timeout=2)
         self.camera.close()
         if self.mic is not None:
             self.mic.close()
@@ -197,65 +304,59 @@ class LiveSource:
     def _now(self) -> float:
         return time.monotonic() - self._t0
 
-    def _put(self, event: tuple[str, object]) -> bool:
-        """Queue an event unless the source is closing (never blocks forever on a full queue)."""
-        while not self._stop.is_set():
-            try:
-                self._queue.put(event, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _read_camera(self) -> None:
-        index = 0
-        try:
-            for frame in self.camera.decode(video=0):
-                if self._stop.is_set() or (self.max_frames and index >= self.max_frames):
-                    break
-                now = self._now()
-                if not self._put(("video", VideoItem(index, frame.to_ndarray(format="rgb24"), now,
-                                                     int(now * 1000), self.time_base))):
-                    break
-                index += 1
-                if self.camera.format.name == "lavfi":  # test sources produce as fast as we read: pace them
-                    time.sleep(max(0.0, index / self.fps - self._now()))
-        except (av.error.FFmpegError, OSError):
-            self.lost = True
-        finally:
-            self._put(("end", None))
-
-    def _read_mic(self) -> None:
-        resampler = MonoResampler()
+    def _read_mic(self, on_audio: OnAudio, stop: threading.Event) -> None:
+        resampler = MonoResampler(self.sample_rate)
+        paced = self.mic.format.name == "lavfi"  # test sources produce as fast as we read: pace them
+        produced = 0.0
+        first = True
         try:
             for frame in self.mic.decode(audio=0):
-                if self._stop.is_set():
+                if stop.is_set() or self._closing.is_set():
                     break
-                if not self._put(("audio", resampler.push(frame))):
-                    break
-                if self.mic.format.name == "lavfi":
-                    time.sleep(frame.samples / frame.sample_rate * 0.9)
+                samples = resampler.push(frame)
+                seconds = frame.samples / frame.sample_rate
+                if paced:
+                    produced += seconds
+                    time.sleep(max(0.0, produced - self._now()))
+                on_audio(samples, self._now() - len(samples) / self.sample_rate if first else None)
+                first = False
         except (av.error.FFmpegError, OSError):
             pass
 
-    def events(self) -> Iterator[tuple[str, object]]:
-        self._threads = [threading.Thread(target=self._read_camera, daemon=True, name="camera")]
+    def read(self, on_video: OnVideo, on_audio: OnAudio, stop: threading.Event) -> None:
+        """Capture until ``max_frames``, ``stop``, the camera ends / goes away or ``on_video`` says stop."""
         if self.mic is not None:
-            self._threads.append(threading.Thread(target=self._read_mic, daemon=True, name="microphone"))
-        for t in self._threads:
-            t.start()
-        while True:
-            kind, payload = self._queue.get()
-            if kind == "end":
-                self._stop.set()
-                return
-            yield kind, payload
+            self._mic_thread = threading.Thread(target=self._read_mic, args=(on_audio, stop), daemon=True,
+                                                name="microphone")
+            self._mic_thread.start()
+        timeline = _Timeline()
+        paced = self.camera.format.name == "lavfi"
+        try:
+            for frame in self.camera.decode(video=0):
+                if stop.is_set() or (self.max_frames and self.frames >= self.max_frames):
+                    break
+                if paced:
+                    time.sleep(max(0.0, self.frames / self.fps - self._now()))
+                now = self._now()
+                item = VideoItem(self.frames, frame.to_ndarray(format="rgb24"), now, timeline.next(int(now * 1000)),
+                                 self.time_base, time.perf_counter(), _yuv420(frame) if self.want_yuv else None)
+                item.pts = item.raw_pts / 1000.0
+                self.frames += 1
+                if not on_video(item):
+                    break
+        except (av.error.FFmpegError, OSError):
+            self.lost = True
+        finally:
+            self._closing.set()
 
 
 def open_source(path: str | None = None, camera: str | None = None, mic: str | None = None,
-                max_frames: int | None = None) -> FileSource | LiveSource:
+                max_frames: int | None = None, sample_rate: int = SAMPLE_RATE,
+                want_yuv: bool = False) -> FileSource | LiveSource:
+    """A :class:`LiveSource` for ``camera`` (+ ``mic``), else a :class:`FileSource` for ``path``;
+    audio is resampled to ``sample_rate`` (the model's)."""
     if camera is not None:
-        return LiveSource(camera, mic, max_frames)
+        return LiveSource(camera, mic, max_frames, sample_rate, want_yuv)
     if path is None:
         raise InputError("give a SOURCE file or --camera")
-    return FileSource(path)
+    return FileSource(path, sample_rate, max_frames, want_yuv)
