@@ -132,9 +132,20 @@ def test_cli_rejects_bad_stage_and_missing_data(tmp_path):
 
 
 @pytest.mark.slow  # ~30 s alone on 2 cores, over a minute when the machine is shared
-def test_train_all_synth_tiny_end_to_end(tmp_path):
+def test_train_all_synth_tiny_end_to_end(tmp_path, monkeypatch):
+    import stanet_rt.training.stages.students as students_stage
     from stanet_rt.training.run_all import make_context, run_all
 
+    # record the audio gates the students train with (the preset's audio_dropout must reach the step)
+    gates: list[torch.Tensor | None] = []
+    plain_step = students_stage.student_step
+
+    def recording_step(model, batch):
+        if model.training:
+            gates.append(batch.get("audio_on"))
+        return plain_step(model, batch)
+
+    monkeypatch.setattr(students_stage, "student_step", recording_step)
     out = tmp_path / "run"
     logs: list[str] = []
     ctx = make_context("synth-tiny", out, progress=False, threads=None, log=logs.append)
@@ -150,6 +161,11 @@ def test_train_all_synth_tiny_end_to_end(tmp_path):
         "report",
     }
     preset = ctx.preset
+    # students and the distilled student trained with a share of their audio gates closed (audio dropout)
+    assert {t.settings.audio_dropout for t in preset.students.values()} == {0.25}
+    assert gates and all(g is not None for g in gates)
+    closed = float(sum((g == 0).sum() for g in gates)) / sum(g.numel() for g in gates)
+    assert 0.0 < closed < 0.6
     # every trainer finished and checkpointed with its config
     runs = [("scam-coarse", b) for b in preset.coarse] + [("scam-fine", b) for b in preset.fine]
     runs += [("scam-plus", b) for b in preset.plus] + [("switch", "audio_switch")]

@@ -213,7 +213,7 @@ def train_student(
         name,
         model,
         train_ds,
-        student_step,
+        audio_dropout_step(settings.audio_dropout),  # a share of the clips trains the audio-free path
         trainer,
         loss_validator(val, ctx.preset.export_batch),
         settings_override=settings,
