@@ -137,6 +137,12 @@ class ModelConfig:
             raise ValueError("sync_gate needs audio, audio_envelope_bins > 0 and a window of at least 4 frames")
         if 0 not in self.window_offsets:
             raise ValueError(f"window_offsets {self.window_offsets} must contain 0")
+        o = self.window_offsets
+        if self.arch == "sta_plus" and (len(o) != 9 or list(o) != sorted(set(o)) or o[4] != 0):
+            # the head splits the window into 3 triplets around the co-attention graph's 3 nodes and
+            # outputs the middle node: any other window built, then failed in a ``.view`` at run time
+            raise ValueError(f"STA+ reads 3 triplets of frames (the graph's 3 nodes): window_offsets must be 9 "
+                             f"increasing offsets with 0 in the middle, got {o}")
 
     @property
     def is_student(self) -> bool:

@@ -255,3 +255,20 @@ def test_sync_gate_student_contract_and_audio_free_path() -> None:
     assert not torch.allclose(on, on0)  # open: it does
     with pytest.raises(ValueError, match="sync_gate"):
         config_of("tiny_lite").replace(sync_gate=True)  # a 3-frame window is too short
+
+
+@pytest.mark.parametrize("offsets", [tuple(range(-6, 6)), tuple(range(-2, 1)), (-4, -3, -2, -1, 0, 1, 2, 4, 3),
+                                     tuple(range(-8, 1))])
+def test_sta_plus_refuses_windows_its_head_cannot_run(offsets) -> None:
+    """12 offsets used to build and then fail in the head's ``.view``; the config now says why at once."""
+    with pytest.raises(ValueError, match="STA\\+ reads 3 triplets"):
+        get_config("tiny_sta_plus").replace(window_offsets=offsets)
+
+
+def test_sta_plus_runs_any_valid_nine_frame_window() -> None:
+    cfg = get_config("tiny_sta_plus").replace(window_offsets=(-10, -9, -8, -1, 0, 1, 8, 9, 10))
+    model = build_model(cfg).eval()
+    s = cfg.input_size
+    feats = model.encode(torch.randn(9, 3, s, s))
+    window = {k: v[None] for k, v in feats.items()}
+    assert model.head(window).shape == (1, 1, s, s)

@@ -179,8 +179,6 @@ class STAPlusStudent(_AudioMixin, StudentModel):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
-        if len(config.window_offsets) % 3:
-            raise ValueError("STA+ needs a window of 3 triplets")
         k = config.num_classes
         self.backbone = build_backbone(config.backbone)
         vis = self.backbone.channels[-1]
