@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # The CPU wheel of torch is pinned: an unpinned torch would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup test test-fast demo default-model lint clean
+.PHONY: setup test test-fast demo default-model lint clean gpu-check
 
 setup: $(VENV)/.installed
 
@@ -31,6 +31,11 @@ demo: setup
 # < 30 min on a 2-core CPU), its report in benchmarks/results/, its students installed in stanet_rt/assets/.
 default-model: setup
 	$(BIN)/stanet-rt train all --preset synth-lite --out runs/synth-lite --results benchmarks/results --install-default
+
+# On a CUDA machine: gpu-marked tests + torch CUDA benchmarks (STA, STA+, STANet+, default; fp32/fp16; eager and
+# CUDA graphs) into benchmarks/results/ in < 8 min. Uses python3 with CUDA torch, not the CPU-only .venv.
+gpu-check:
+	bash benchmarks/gpu_check.sh
 
 lint: setup
 	$(BIN)/ruff check .
