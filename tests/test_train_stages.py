@@ -249,3 +249,17 @@ def test_train_all_synth_tiny_end_to_end(tmp_path, monkeypatch):
     assert os.stat(out / "distill" / "lite" / "checkpoint.pt").st_mtime_ns == lite_stamp
     assert not any(" epoch " in line for line in logs)
     assert any("done (" in line for line in logs)
+    # real data in the AVE layout may carry a gt/ of its own format: the run still ends cleanly, the report
+    # scores the videos with synthetic truth and skips the others, or skips itself when none has any
+    from stanet_rt.training.report import scorable_records
+
+    gt = ctx.data / "gt"
+    test_ids = [r.video_id for r in ctx.records("test")]
+    (gt / f"{test_ids[0]}.h5").rename(gt / "moved.h5")
+    (gt / f"{test_ids[0]}.h5").mkdir()  # e.g. a folder of fixation PNGs, as STAViS keeps them
+    assert [r.video_id for r in scorable_records(ctx.data, ctx.records("test"))] == test_ids[1:]
+    for vid in test_ids[1:]:
+        (gt / f"{vid}.h5").write_bytes(b"not hdf5")
+    logs.clear()
+    times = run_all(make_context("synth-tiny", out, progress=False, threads=None, log=logs.append))
+    assert "report" in times and any("report: skipped" in line for line in logs)

@@ -82,6 +82,26 @@ def read_truth(data: Path, video_id: str) -> tuple[np.ndarray, np.ndarray, dict[
     return density, fixations, read_meta(data, video_id)
 
 
+def has_truth(data: Path, video_id: str) -> bool:
+    """Whether ``gt/<video_id>.h5`` is the synthetic set's ground truth (readable, with ``density`` and
+    ``fixations`` of the same (T, H, W) shape). An AVE / STAViS folder may hold a ``gt/`` of its own format:
+    such videos are not scored (the report skips what it cannot score instead of failing)."""
+    path = data / "gt" / f"{video_id}.h5"
+    if not path.is_file():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            d, x = f.get("density"), f.get("fixations")
+            return d is not None and x is not None and d.ndim == 3 and d.shape == x.shape
+    except OSError:
+        return False
+
+
+def scorable_records(data: Path, records: Sequence[VideoRecord]) -> list[VideoRecord]:
+    """The records whose synthetic ground truth :func:`has_truth`."""
+    return [r for r in records if has_truth(data, r.video_id)]
+
+
 def read_meta(data: Path, video_id: str) -> dict[str, Any]:
     """The synthetic set's per-clip metadata (boxes of the source and distractors, flags); {} if absent."""
     path = data / "meta" / f"{video_id}.json"
@@ -168,9 +188,9 @@ def evaluate_test_set(
     ctx: StageContext, progress: Callable[[str], None] | None = None
 ) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, Any]]:
     """Scores {subset: {method: {metric: value, videos, frames}}} and the maps used for the figure."""
-    records = ctx.records("test")
+    records = scorable_records(ctx.data, ctx.records("test"))
     if not records:
-        raise InputError(f"{ctx.data}: the test split has no videos")
+        raise InputError(f"{ctx.data}: no test video has synthetic ground truth (gt/<video>.h5)")
     size = ctx.preset.frame_size
     store = ctx.store("test")
     preds: dict[str, dict[str, np.ndarray]] = {}
@@ -454,17 +474,29 @@ def figure(examples: dict[str, Any], path: Path, n_frames: int = 4) -> Path | No
     return path
 
 
-def write_report(ctx: StageContext, results_dir: Path | None = None) -> dict[str, Any]:
-    """Evaluate, then write ``<out>/report/<name>.{json,md,png}`` (and copies in ``results_dir``)."""
+def write_report(ctx: StageContext, results_dir: Path | None = None) -> dict[str, Any] | None:
+    """Evaluate, then write ``<out>/report/<name>.{json,md,png}`` (and copies in ``results_dir``).
+
+    Scores the test videos that have the synthetic set's ground truth; without any (real data in the AVE
+    layout) it says so and returns None: the report is for the synthetic set."""
     from stanet_rt.benchmarks.common import machine_info
 
+    all_test = ctx.records("test")
+    records = scorable_records(ctx.data, all_test)
+    if not records:
+        ctx.log(f"report: skipped: none of the {len(all_test)} test videos of {ctx.data} has synthetic "
+                "ground truth (gt/<video>.h5 with density + fixations); the report scores synthetic sets")
+        return None
+    if len(records) < len(all_test):
+        ctx.log(f"report: {len(all_test) - len(records)} of {len(all_test)} test videos have no synthetic "
+                "ground truth and are not scored")
     scores, examples = evaluate_test_set(ctx, ctx.log)
-    records = ctx.records("test")
     twins = sum(bool(read_meta(ctx.data, r.video_id).get("has_same_class_distractor")) for r in records)
     timings_path = ctx.out / "timings.json"
     result = {
         "preset": ctx.preset.name,
         "test_videos": len(records),
+        "test_videos_without_truth": len(all_test) - len(records),
         "distractor_videos": twins,
         "metrics": list(METRICS),
         "scores": scores,
