@@ -217,6 +217,14 @@ def test_train_all_synth_tiny_end_to_end(tmp_path, monkeypatch):
     report = json.loads((out / "report" / "synth_tiny_training.json").read_text())
     assert "centre bias" in report["scores"]["all"] and "STA" in report["scores"]["all"]
     assert "STA (audio off)" in report["scores"]["all"] and "STANet+" in report["scores"]["all"]
+    from stanet_rt.training.report import MOTION, SATURATION
+
+    assert SATURATION in report["scores"]["all"] and MOTION in report["scores"]["all"]
+    checks = report["acceptance"]
+    assert f"STA CC - {SATURATION} CC" in checks and f"pseudo-GT CC - {MOTION} CC" in checks
+    teachers = report["teacher_accuracy"]
+    assert "scam-coarse/s" in teachers and "switch/audio_switch" in teachers
+    assert all(0.0 <= t["val_accuracy"] <= 1.0 and 0.0 < t["chance"] <= 0.5 for t in teachers.values())
     lite_row = report["scores"]["all"]["STANet-lite (distilled)"]
     assert lite_row["teacher"] == "STANet+" and -1.0 <= lite_row["CC_vs_teacher"] <= 1.0
     assert "STANet-lite (distilled) CC vs STANet+ maps" in report["acceptance"]

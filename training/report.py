@@ -11,7 +11,12 @@ never read by training):
 * ``STA``, ``STA+`` and the ``STANet+`` fusion (``FinalFusion.m``: N(max of N(maps))) with audio;
 * their audio-free twins: THE SAME MODELS with ``audio_on = 0`` (the audio-visual gate closed, as the
   runtime does without an audio track), not separately trained models;
-* the ``centre bias`` baseline (``stanet_rt.eval.baselines``).
+* the training-free baselines (``stanet_rt.eval.baselines``): ``centre bias``, a colour-saturation map and a
+  motion map (what any learned method must beat: bright saturated distractors and moving objects are
+  salient without any learning), also on the pseudo-GT's frames;
+* the teachers' validation accuracy from their logs (against chance);
+* acceptance checks: CC over centre, CC over both training-free baselines, the source share on twin clips
+  with audio and its gain over audio off, audio on - off CC, the distilled student against its teacher.
 
 Subsets: ``all`` test videos; ``distractor``: the clips with a silent same-class twin of the source;
 ``distractor_events``: their frames where the source sounds (there the true map is the source alone).
@@ -49,7 +54,7 @@ from stanet_rt.training.stages.students import (
 )
 
 from stanet_rt.errors import InputError
-from stanet_rt.eval.baselines import centre_bias
+from stanet_rt.eval.baselines import centre_bias, motion_map, saturation_map
 from stanet_rt.eval.evaluate import evaluate_maps
 
 METRICS = ("CC", "NSS", "AUC_J", "SIM")
@@ -60,6 +65,12 @@ TEACHER = "STANet+"
 MIN_TEACHER_CC = 0.85  # issue 8: the distilled student's maps against the fused teacher's
 MIN_TEACHER_RATIO = 0.9  # issue 8: its metrics against the truth within 10 % of the teacher's
 AUDIO_OFF = " (audio off)"
+SATURATION = "saturation (training-free)"
+MOTION = "motion (training-free)"
+PGT_FRAMES = " (pseudo-GT frames)"
+MIN_BASELINE_GAIN = 0.1  # issue 15: pseudo-GT and students beat both training-free baselines by this CC
+MIN_SOURCE_SHARE = 0.65  # issue 15: students' source share on twin clips with audio ...
+MIN_SHARE_GAIN = 0.1  # ... and at least this much above audio off
 PGT_NO_SYNC = "pseudo-GT (no audio sync)"
 # "audio-gated beats audio-free": by at least this much CC; equal models differ by up to ~0.003 from
 # run to run, so a smaller gain is not a win
@@ -258,7 +269,9 @@ def _score_videos(
             subsets["distractor"] = t_all
             subsets["distractor_events"] = t_all[rec.events]
         centre = np.broadcast_to(centre_bias((size, size)), (rec.n_frames, size, size))
-        methods = {"centre bias": centre, **{m: p[rec.video_id] for m, p in preds.items()}}
+        rgb = store.frames(v)
+        baselines = {SATURATION: _at_size(saturation_map(rgb), size), MOTION: _at_size(motion_map(rgb), size)}
+        methods = {"centre bias": centre, **baselines, **{m: p[rec.video_id] for m, p in preds.items()}}
         pgt_frames = np.array(sorted(available_frames(ctx.pseudo_gt_dir, rec.video_id)), dtype=np.int64)
         pgt = np.zeros((rec.n_frames, size, size), np.float32)
         for t in pgt_frames:
@@ -275,7 +288,8 @@ def _score_videos(
             fused, _ = fuse_video(video_branches(ctx, cam_files, rec.video_id), ctx.preset.min_maps)
             empty = np.zeros((size, size), np.float32)
             pgt_methods.append((PGT_NO_SYNC, np.stack([empty if m is None else m for m in fused])))
-        pgt_methods.append(("centre bias (pseudo-GT frames)", centre))
+        pgt_methods.append(("centre bias" + PGT_FRAMES, centre))
+        pgt_methods += [(name + PGT_FRAMES, maps) for name, maps in baselines.items()]
         for subset, frames in subsets.items():
             for method, pred in methods.items():
                 r = _score(pred, density, fixations, frames)
@@ -301,6 +315,34 @@ def _score_videos(
                 "preds": {m: p[rec.video_id] for m, p in preds.items()},
             }
     return examples
+
+
+def _at_size(maps: np.ndarray, size: int) -> np.ndarray:
+    """(T, h, w) maps bilinearly resized to (T, size, size) (unchanged when already that size)."""
+    if maps.shape[1:] == (size, size):
+        return maps
+    return F.interpolate(torch.from_numpy(np.ascontiguousarray(maps))[:, None], size=(size, size),
+                         mode="bilinear", align_corners=False)[:, 0].numpy()
+
+
+def teacher_accuracy(ctx: StageContext) -> dict[str, dict[str, float]]:
+    """Each teacher's (SCAM, SCAM+, AudioSwitch) last validation accuracy from its ``log.csv``, with the
+    chance level (1 / number of classes in the training split; 1/2 for the AudioSwitch's on/off)."""
+    import csv
+
+    classes = len({r.class_index for r in ctx.records("train")}) or 1
+    out: dict[str, dict[str, float]] = {}
+    for stage in ("scam-coarse", "scam-fine", "scam-plus", "switch"):
+        for log in sorted((ctx.out / stage).glob("*/log.csv")):
+            with log.open(newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+            if rows and rows[-1].get("val_accuracy") not in (None, ""):
+                out[f"{stage}/{log.parent.name}"] = {
+                    "val_accuracy": round(float(rows[-1]["val_accuracy"]), 4),
+                    "train_accuracy": round(float(rows[-1].get("accuracy") or "nan"), 4),
+                    "chance": round(0.5 if stage == "switch" else 1.0 / classes, 4),
+                }
+    return out
 
 
 def teacher_agreement(student: dict[str, np.ndarray], teacher: dict[str, np.ndarray],
@@ -329,9 +371,23 @@ def acceptance(scores: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]
     centre = allv.get("centre bias", {}).get("CC")
     for m in ("pseudo-GT", "STA", "STA+", "STANet+", LITE):
         if m in allv and centre is not None:
-            ref = allv["centre bias (pseudo-GT frames)"]["CC"] if m == "pseudo-GT" else centre
+            ref = allv["centre bias" + PGT_FRAMES]["CC"] if m == "pseudo-GT" else centre
             gain = allv[m]["CC"] - ref
             checks[f"{m} CC - centre CC"] = {"value": round(gain, 4), "pass": bool(gain >= 0.2)}
+    for m in ("pseudo-GT", "STA", "STA+", "STANet+", LITE):
+        for base in (SATURATION, MOTION):
+            ref = allv.get(base + PGT_FRAMES if m == "pseudo-GT" else base, {}).get("CC")
+            if m in allv and ref is not None:
+                gain = allv[m]["CC"] - ref
+                checks[f"{m} CC - {base} CC"] = {"value": round(gain, 4), "pass": bool(gain >= MIN_BASELINE_GAIN)}
+    twins = scores.get("distractor", {})
+    for m in ("STA", "STA+", "STANet+", LITE):
+        on, off = twins.get(m, {}).get("source_share"), twins.get(m + AUDIO_OFF, {}).get("source_share")
+        if on is not None:
+            checks[f"{m} source share on twin clips"] = {"value": on, "pass": bool(on >= MIN_SOURCE_SHARE)}
+            if off is not None:
+                checks[f"{m} source share audio on - off"] = {"value": round(on - off, 4),
+                                                               "pass": bool(on - off >= MIN_SHARE_GAIN)}
     lite = allv.get(LITE, {})
     if "CC_vs_teacher" in lite:
         value = lite["CC_vs_teacher"]
@@ -402,6 +458,13 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {k} | {v['videos']} | {v['frames']} | " + ("-" if v["share"] is None else f"{v['share']:.3f}") + " |"
             for k, v in pgt_share.items()
         ]
+        lines.append("")
+    teachers = result.get("teacher_accuracy")
+    if teachers:
+        lines += ["## Teachers: validation accuracy (category tags)", "",
+                  "| teacher | val accuracy | train accuracy | chance |", "|---|---|---|---|"]
+        lines += [f"| {k} | {v['val_accuracy']:.3f} | {v['train_accuracy']:.3f} | {v['chance']:.3f} |"
+                  for k, v in teachers.items()]
         lines.append("")
     lines += ["## Acceptance checks", "", "| check | value | pass |", "|---|---|---|"]
     lines += [
@@ -502,6 +565,7 @@ def write_report(ctx: StageContext, results_dir: Path | None = None) -> dict[str
         "scores": scores,
         "acceptance": acceptance(scores),
         "pseudo_gt_source_share": pseudo_gt_source_share(ctx),
+        "teacher_accuracy": teacher_accuracy(ctx),
         "audio_free_twin": "the same student with audio_on = 0 (audio-visual gate closed)",
         "timings": json.loads(timings_path.read_text(encoding="utf-8")) if timings_path.is_file() else {},
         "student_mb": {
