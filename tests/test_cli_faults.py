@@ -138,3 +138,51 @@ def test_device_cuda_without_a_gpu_is_one_line_and_auto_falls_back_once(assets, 
     said = res.stdout + res.stderr
     assert said.count("no CUDA GPU found") == 1 and "device auto: no CUDA GPU found, ran on the CPU" in res.stdout
     assert resolve_device("cpu") == "cpu" and resolve_device("auto") == "cpu"
+
+
+def _refused(*args: str) -> str:
+    """The one-line refusal of a command run in-process (``main`` prints it and exits 2)."""
+    from typer.testing import CliRunner
+
+    from stanet_rt.cli import app
+
+    res = CliRunner().invoke(app, list(args))
+    if isinstance(res.exception, InputError):
+        return str(res.exception)
+    assert res.exit_code == 2, res.output
+    return res.output.strip()
+
+
+def test_other_writing_commands_check_their_outputs_up_front(assets, tmp_path) -> None:
+    clip = str(assets["clip"])
+    _one_error_line(_cli("audio-features", clip, "-o", clip), "-o is the input")  # end to end: one line, rc 2
+    assert "is a file, not a folder" in _refused("audio-features", clip, "-o", str(assets["lite"] / "f.h5"))
+    assert "--out: is a file; give a folder" in _refused("export", str(assets["lite"]), "--out", clip, "--no-trt")
+    assert "--out: is a file; give a folder" in _refused("evaluate", "--data", str(tmp_path), "--dataset", "DIEM",
+                                                          "--baseline", "centre", "--out", clip)
+    assert "--out: is a file; give a folder" in _refused("bench", "metrics", "--out", clip)
+    assert "not both" in _refused("bench", "pipeline", "--out", str(tmp_path), "--update-results")
+    assert not any(tmp_path.iterdir())
+
+
+def test_bench_writes_benchmarks_out_by_default_and_says_each_step(tmp_path) -> None:
+    from stanet_rt.benchmarks.common import RESULTS_DIR
+
+    from stanet_rt.cli.bench import result_dir
+
+    committed = sorted(RESULTS_DIR.iterdir())
+    res = _cli("bench", "metrics", "--width", "16", "--height", "16", "--iterations", "1", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert sorted(RESULTS_DIR.iterdir()) == committed  # the source tree is left alone
+    assert {p.suffix for p in (tmp_path / "benchmarks_out").iterdir()} >= {".json", ".md"}
+    steps = [line for line in res.stderr.splitlines() if line.startswith("bench metrics: ")]
+    assert "bench metrics: CC" in steps and len(steps) == 9  # one line per timed case on a pipe
+    assert result_dir(None, True) == RESULTS_DIR  # --update-results (not run here: it would rewrite them)
+
+
+@pytest.mark.slow
+def test_export_says_each_graph_on_a_pipe(assets, tmp_path) -> None:
+    res = _cli("export", str(assets["lite"]), "--out", str(tmp_path / "exp"), "--no-trt")
+    assert res.returncode == 0, res.stderr[-2000:]
+    steps = [line for line in res.stderr.splitlines() if line.startswith("export [")]
+    assert steps and steps[0].startswith("export [1/") and steps[-1].endswith(".head.onnx"), res.stderr
