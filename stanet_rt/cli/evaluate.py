@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from stanet_rt.cli import app
+from stanet_rt.cli import app, fail
 
 
 @app.command()
@@ -36,3 +36,6 @@ def evaluate(
     typer.echo(report.markdown())
     paths = report.write(out)
     typer.echo(f"wrote {paths['csv']}, {paths['json']}")
+    reason = report.unscored()
+    if reason:  # an empty table must not pass for a result
+        fail(reason)
