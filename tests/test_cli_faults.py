@@ -138,6 +138,11 @@ def test_device_cuda_without_a_gpu_is_one_line_and_auto_falls_back_once(assets, 
     said = res.stdout + res.stderr
     assert said.count("no CUDA GPU found") == 1 and "device auto: no CUDA GPU found, ran on the CPU" in res.stdout
     assert resolve_device("cpu") == "cpu" and resolve_device("auto") == "cpu"
+    assert "--device cuda: no CUDA GPU found" in _refused("audio-features", str(assets["clip"]), "-o",
+                                                          str(tmp_path / "f.h5"), "--device", "cuda")
+    assert "--device cuda:1: no CUDA GPU found" in _refused("bench", "pipeline", "--device", "cuda:1", "--out",
+                                                            str(tmp_path / "b"))
+    assert not (tmp_path / "f.h5").exists() and not (tmp_path / "b").exists()
 
 
 def _refused(*args: str) -> str:
