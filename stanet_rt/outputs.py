@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -33,6 +34,14 @@ def _identity(path: Path) -> tuple:
     except OSError:
         return ("path", os.path.realpath(path))
     return ("inode", st.st_dev, st.st_ino)
+
+
+def _is_device(path: Path) -> bool:
+    """A character device such as /dev/null (not a file that one output would overwrite for another)."""
+    try:
+        return stat.S_ISCHR(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _existing_ancestor(path: Path) -> Path:
@@ -81,8 +90,8 @@ def _check_one(path: Path, option: str, kind: str) -> None:
         _probe_write(Path(os.path.realpath(path)), path, option)
         return
     if kind == "file" and exists:
-        try:  # opening without O_TRUNC and closing leaves the file as it was
-            os.close(os.open(path, os.O_WRONLY))
+        try:  # opening without O_TRUNC and closing leaves the file as it was (O_NONBLOCK: a FIFO never hangs)
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
         except OSError as exc:
             raise InputError(f"{path}: {option}: cannot write ({os.strerror(exc.errno or errno.EACCES)})") from None
         return
@@ -114,7 +123,7 @@ def check_outputs(inputs: Iterable[PathLike | None] = (), files: Mapping[str, Pa
         if key in sources:
             raise InputError(f"{path}: {option} is the input {sources[key]}; writing it would destroy the input "
                              "(choose another output path)")
-        if key in seen:
+        if key in seen and not _is_device(path):  # /dev/null may take several outputs
             raise InputError(f"{path}: given as both {seen[key]} and {option}; give each output its own path")
         seen[key] = option
     for option, path, kind in outputs:

@@ -104,6 +104,7 @@ def test_check_outputs_library_cases(tmp_path, monkeypatch) -> None:
     check_outputs(["lavfi:testsrc2", None, src], files={"-o": tmp_path / "new" / "deep" / "o.mp4", "--maps": None,
                                                        "--stats": src.with_name("old.json")},
                   folders={"--out": tmp_path / "results"})
+    check_outputs([src], files={"--maps": os.devnull, "--stats": os.devnull})  # a device takes several outputs
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]  # the probe files are gone
 
 
