@@ -168,6 +168,7 @@ def test_other_writing_commands_check_their_outputs_up_front(assets, tmp_path) -
                                                           "--baseline", "centre", "--out", clip)
     assert "--out: is a file; give a folder" in _refused("bench", "metrics", "--out", clip)
     assert "not both" in _refused("bench", "pipeline", "--out", str(tmp_path), "--update-results")
+    assert "--out: is a file; give a folder" in _refused("demo", "--out", clip)
     assert not any(tmp_path.iterdir())
 
 

@@ -106,6 +106,9 @@ def demo(
     out: Path = typer.Option(Path("outputs/demo"), "--out", help="Where the demo writes its files."),
 ) -> None:
     """The main job on its defaults: make a synthetic clip, run the default model, write overlay + maps."""
+    from stanet_rt.outputs import check_outputs
+
+    check_outputs([], folders={"--out": out})
     one_blas_thread()
     from stanet_rt.pipeline.demo import run_demo
 
