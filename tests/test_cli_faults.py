@@ -193,3 +193,20 @@ def test_export_says_each_graph_on_a_pipe(assets, tmp_path) -> None:
     assert res.returncode == 0, res.stderr[-2000:]
     steps = [line for line in res.stderr.splitlines() if line.startswith("export [")]
     assert steps and steps[0].startswith("export [1/") and steps[-1].endswith(".head.onnx"), res.stderr
+
+
+def test_steps_print_a_line_per_step_when_not_a_terminal() -> None:
+    import io
+
+    from stanet_rt.progress import Steps
+
+    pipe = io.StringIO()  # isatty() is False, as for `stanet-rt export ... 2>&1 | tee log`
+    with Steps("export", total=2, stream=pipe) as steps:
+        for name in ("m.audio.onnx", "m.head.onnx"):
+            steps.start(name)
+            steps.advance()
+    assert pipe.getvalue().splitlines() == ["export [1/2]: m.audio.onnx", "export [2/2]: m.head.onnx"]
+    quiet = io.StringIO()
+    with Steps("export", total=1, enabled=False, stream=quiet) as steps:
+        steps.start("x")
+    assert quiet.getvalue() == ""
