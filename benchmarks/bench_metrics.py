@@ -14,6 +14,7 @@ from stanet_rt.benchmarks.common import BenchmarkResult, time_callable
 from stanet_rt.eval import metrics as M
 from stanet_rt.eval.evaluate import score_frame
 from stanet_rt.eval.postprocess import imresize, postprocess_map
+from stanet_rt.progress import step_line
 
 
 def run(width: int = 640, height: int = 360, pred_size: int = 356, iterations: int = 10) -> BenchmarkResult:
@@ -37,6 +38,7 @@ def run(width: int = 640, height: int = 360, pred_size: int = 356, iterations: i
     result = BenchmarkResult("metrics")
     result.notes.append(f"ground truth {width}x{height}, prediction {pred_size}x{pred_size}, numpy float64")
     for name, fn in cases.items():
+        step_line("bench metrics", name)
         t = time_callable(fn, warmup=1, iterations=iterations)
         result.add(stage=name, resolution=f"{width}x{height}", **t.summary())
     return result

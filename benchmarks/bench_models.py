@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from stanet_rt.benchmarks.common import BenchmarkResult, Timing, bar_plot, time_callable
 
+from stanet_rt.progress import step_line
+
 BACKENDS = ("torch", "torch-compile", "ort-cpu", "ort-cuda", "ort-trt", "tensorrt")
 PRECISIONS = ("fp32", "fp16")
 FUSED = "stanet_plus"
@@ -141,6 +143,7 @@ def bench_model(model: Any, backends: list[str], precisions: list[str], batches:
     per_frame: dict[tuple, float] = {}
     for backend in backends:
         for precision in precisions:
+            step_line("bench models", f"{label} {backend} {precision}")
             reason = why_skipped(backend, precision)
             eng = None
             if reason is None:

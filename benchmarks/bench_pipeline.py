@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 from stanet_rt.benchmarks.common import BenchmarkResult, bar_plot, time_callable
 
+from stanet_rt.progress import step_line
+
 STAGES = ("decode", "preprocess", "audio", "encoder", "head", "fusion", "overlay", "maps")
 INFERENCE = ("audio", "encoder", "head")
 COLUMNS = ["models", "backend", "device", "input", "outputs", "stage", "calls", "p50_ms", "per_frame_ms", "share",
@@ -134,6 +136,8 @@ def run(models: list[str], width: int = 1920, height: int = 1080, seconds: float
         for spec in models:
             for backend in backends or ["auto"]:
                 for overlay in outputs:
+                    step_line("bench pipeline", f"{spec} {backend} {width}x{height} "
+                              + ("overlay+maps" if overlay else "maps"))
                     bench_pipeline(spec, width, height, seconds, fps, backend, device, batch, result, Path(tmp),
                                    clip, overlay)
     return result
@@ -247,6 +251,7 @@ def run_live(models: list[str], sizes: list[tuple[int, int]], fps: int, seconds:
         for spec in models:
             for backend in backends or ["auto"]:
                 for width, height in sizes:
+                    step_line("bench pipeline --live", f"{spec} {backend} {width}x{height}@{fps} for {seconds:g} s")
                     row, data = bench_live(spec, width, height, fps, seconds, Path(tmp), backend, device, mic)
                     rows.append(row)
                     series.append((f"{spec} {backend} {width}x{height}", data))

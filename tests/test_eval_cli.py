@@ -384,3 +384,55 @@ def test_written_images_round_trip(tmp_path) -> None:
     write_prediction_images(tmp_path, maps)
     back = np.asarray(Image.open(tmp_path / "pred_sal_000001.jpg"), dtype=float) / 255
     assert np.abs(back - maps[0]).max() < 0.05
+
+
+# -- issue 13: STAViS's own layout, loud failures, Inf ------------------------------------------------------
+def test_stavis_layout_split_results_with_lowercase_dataset_folders(avad, tmp_path, monkeypatch, capsys) -> None:
+    data, _ = avad
+    pred = tmp_path / "stavis_exp"
+    for split, videos in FOLDS.items():  # as STAViS writes them: split<k>_results/<db lowercase>/<video>/*.jpg
+        for video in videos:
+            maps = predicted_blobs(VIDEOS[video])
+            write_prediction_images(pred / f"split{split}_results" / "avad" / video, maps)
+    report = evaluate(pred, data, "AVAD", [1, 2], progress=False)
+    assert not report.warnings["video without predictions"] and report.unscored() is None
+    assert sorted((r["split"], r["video"]) for r in report.per_video) == [(1, "v1"), (1, "v2"), (2, "v2"), (2, "v3")]
+    reference = evaluate(avad[1], data, "AVAD", [1, 2], progress=False).summary()[0]  # the same maps, <DB>/<video>
+    assert report.summary()[0]["CC"] == pytest.approx(reference["CC"])
+    code, err = _main(monkeypatch, capsys, "evaluate", "--pred", str(pred), "--data", str(data), "--dataset",
+                      "AVAD", "--split", "1,2", "--out", str(tmp_path / "out"))
+    assert code == 0, err
+
+
+def test_nothing_scored_exits_non_zero_and_says_why(avad, tmp_path, monkeypatch, capsys) -> None:
+    data, _ = avad
+    empty = tmp_path / "empty_exp"
+    (empty / "split1_results" / "dataset_typo" / "v1").mkdir(parents=True)
+    code, err = _main(monkeypatch, capsys, "evaluate", "--pred", str(empty), "--data", str(data), "--dataset",
+                      "AVAD", "--split", "1,2", "--out", str(tmp_path / "o1"))
+    lines = err.strip().splitlines()
+    assert code == 2 and lines[-1].startswith("error: AVAD: nothing was scored for the predictions: no predictions "
+                                              "found under") and "4 (split, video) entries" in lines[-1], err
+    nan = tmp_path / "nan_exp"
+    for video in VIDEOS:
+        write_prediction_h5(nan / f"{video}.h5", np.full((VIDEOS[video], *PRED_SIZE), np.nan))
+    code, err = _main(monkeypatch, capsys, "evaluate", "--pred", str(nan), "--data", str(data), "--dataset",
+                      "AVAD", "--split", "1", "--out", str(tmp_path / "o2"))
+    assert code == 2 and "every score is NaN" in err.strip().splitlines()[-1], err
+    # the centre baseline alone scores: exit 0
+    code, err = _main(monkeypatch, capsys, "evaluate", "--data", str(data), "--dataset", "AVAD", "--split", "1",
+                      "--baseline", "centre", "--out", str(tmp_path / "o3"))
+    assert code == 0, err
+
+
+def test_inf_is_reported_as_inf_not_nan(avad, tmp_path, monkeypatch) -> None:
+    from stanet_rt.eval.evaluate import nanmean_dict
+
+    assert nanmean_dict([{"a": float("inf")}, {"a": 1.0}, {"a": float("nan")}], ["a"]) == {"a": float("inf")}
+    data, pred = avad
+    monkeypatch.setattr(M, "kld", lambda s, g: float("inf"))  # e.g. a map that is zero where the density is not
+    report = evaluate(pred, data, "AVAD", [1], progress=False)
+    assert report.summary()[0]["KLD"] == float("inf") and np.isfinite(report.summary()[0]["CC"])
+    assert "| Inf |" in report.markdown()
+    doc = json.loads(report.write(tmp_path / "out")["json"].read_text())
+    assert doc["summary"][0]["KLD"] == "Infinity" and float(doc["summary"][0]["KLD"]) == float("inf")

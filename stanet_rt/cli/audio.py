@@ -57,7 +57,15 @@ def audio_features(
     """Compute the 257 x 48 log-spectrogram of every video frame's 0.5 s audio window."""
     from stanet_rt.audio.features import CHECK_TOLERANCE, extract_file, extract_folder, find_media
     from stanet_rt.errors import StanetError
+    from stanet_rt.outputs import check_outputs
 
+    # a file input with the h5 layout writes `-o` itself when it ends in .h5, else <name>.h5 inside it
+    if device != "cpu":
+        from stanet_rt.devices import resolve_device
+
+        device = resolve_device(device)  # cuda without a GPU: one line, before any file is read
+    writes_folder = input.is_dir() or layout == _Layout.stanet or output.suffix.lower() != ".h5"
+    check_outputs([input], **{"folders" if writes_folder else "files": {"-o": output}})
     options = dict(
         fps=fps,
         alignment=alignment.value,

@@ -2,7 +2,8 @@
 
 Thin wrappers over ``benchmarks.bench_models``, ``benchmarks.bench_pipeline`` and
 ``benchmarks.bench_metrics``; each writes ``<name>.<machine>.{json,md,png}`` into ``--out``
-(default ``benchmarks/results``) and prints the table.
+(default ``./benchmarks_out``; ``--update-results`` writes the committed ``benchmarks/results/`` of the
+package instead) and prints the table.
 """
 
 from __future__ import annotations
@@ -17,7 +18,26 @@ bench_app = typer.Typer(help="Benchmarks: models x backends x batch, pipeline st
                         no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
-_OUT = typer.Option(Path("benchmarks/results"), "--out", help="Folder of the result files.")
+DEFAULT_OUT = Path("benchmarks_out")
+_OUT = typer.Option(None, "--out", help=f"Folder of the result files (default ./{DEFAULT_OUT}).")
+_UPDATE = typer.Option(False, "--update-results",
+                       help="Write into the committed benchmarks/results/ of the source tree (to update them).")
+
+
+def result_dir(out: Path | None, update_results: bool) -> Path:
+    """The folder a benchmark writes: ``--out``, the committed results with ``--update-results``, else
+    ``./benchmarks_out``; refused (one line, exit 2) when it cannot be written."""
+    from stanet_rt.outputs import check_outputs
+
+    if out is not None and update_results:
+        fail("give --out or --update-results, not both")
+    if update_results:
+        from stanet_rt.benchmarks.common import RESULTS_DIR
+
+        out = RESULTS_DIR
+    out = DEFAULT_OUT if out is None else out
+    check_outputs([], folders={"--out": out})
+    return out
 
 
 def _split(text: str) -> list[str]:
@@ -36,10 +56,12 @@ def bench_models(
     iterations: int = typer.Option(10, "--iterations", min=1, help="Timed calls per case (after warm-up)."),
     name: str = typer.Option("models", "--name", help="Result file stem."),
     out: Path = _OUT,
+    update_results: bool = _UPDATE,
 ) -> None:
     """Latency p50/p95/p99 and throughput per model, backend, precision, batch and part."""
     from stanet_rt.benchmarks import bench_models as bm
 
+    out = result_dir(out, update_results)
     try:
         batch_list = [int(b) for b in _split(batches)]
     except ValueError:
@@ -69,11 +91,15 @@ def bench_pipeline(
     fps: int = typer.Option(30, "--fps", min=1, help="Frame rate of the generated clip / live camera."),
     note: str = typer.Option(None, "--note", help="A note for the result file (e.g. the machine was shared)."),
     out: Path = _OUT,
+    update_results: bool = _UPDATE,
 ) -> None:
     """Time per pipeline stage, end-to-end fps, latency and the pipeline's own overhead (or, with
     ``--live``, a live run's counts, memory and latency over time)."""
     from stanet_rt.cli.run import one_blas_thread
+    from stanet_rt.devices import resolve_device
 
+    out = result_dir(out, update_results)
+    device = resolve_device(device, log=lambda m: typer.echo(m, err=True))
     one_blas_thread()  # as `stanet-rt run` runs
     from stanet_rt.benchmarks import bench_pipeline as bp
 
@@ -99,8 +125,10 @@ def bench_metrics(
     height: int = typer.Option(360, "--height", min=16),
     iterations: int = typer.Option(10, "--iterations", min=1),
     out: Path = _OUT,
+    update_results: bool = _UPDATE,
 ) -> None:
     """Frames per second of every evaluation metric (post-processing and resize included)."""
     from stanet_rt.benchmarks import bench_metrics as bme
 
+    out = result_dir(out, update_results)
     bme.main(["--width", str(width), "--height", str(height), "--iterations", str(iterations), "--out", str(out)])

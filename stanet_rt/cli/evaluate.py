@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from stanet_rt.cli import app
+from stanet_rt.cli import app, fail
 
 
 @app.command()
@@ -22,7 +22,9 @@ def evaluate(
     """Score saliency predictions with CC, NSS, AUC-Judd, shuffled AUC, SIM and KLD."""
     from stanet_rt.errors import InputError
     from stanet_rt.eval.evaluate import evaluate as run_evaluation
+    from stanet_rt.outputs import check_outputs
 
+    check_outputs([], folders={"--out": out})
     if pred is not None and not pred.exists():
         # a mistyped --pred is bad input (the library alone would count every video as unpredicted)
         raise InputError(f"{pred}: prediction path not found")
@@ -34,3 +36,6 @@ def evaluate(
     typer.echo(report.markdown())
     paths = report.write(out)
     typer.echo(f"wrote {paths['csv']}, {paths['json']}")
+    reason = report.unscored()
+    if reason:  # an empty table must not pass for a result
+        fail(reason)

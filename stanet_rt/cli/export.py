@@ -23,7 +23,9 @@ def export_cmd(
     from rich.table import Table
 
     from stanet_rt.export.api import export_model
+    from stanet_rt.outputs import check_outputs
 
+    check_outputs([model], folders={"--out": out})
     report = export_model(model, out, fp16=fp16, opset=opset, check_only=check_only, tensorrt=trt)
     console = Console()
     table = Table(title="parity: ONNX Runtime (CPU) vs PyTorch")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from stanet_rt.cli import app
+from stanet_rt.cli import app, fail
 
 
 def one_blas_thread() -> None:
@@ -37,20 +37,30 @@ def run(
 ) -> None:
     """Compute audio-visual saliency for a file or a live camera + microphone."""
     if source is None and camera is None:
-        raise typer.BadParameter("give a SOURCE file or --camera")
+        fail("give a SOURCE file or --camera")
+    if source is not None and camera is not None:
+        fail(f"give a SOURCE file ({source}) or --camera ({camera}), not both")
     one_blas_thread()
+    from stanet_rt.devices import resolve_device
+    from stanet_rt.outputs import check_outputs
+
+    # bad outputs and devices are refused before a model is loaded or a frame decoded
+    check_outputs([source, *(model or [])], files={"-o": output, "--maps": maps, "--stats": stats})
+    notes: list[str] = []  # said once, in the summary line (so a bad source is still a one-line error)
+    device = resolve_device(device, log=notes.append)
     from stanet_rt.pipeline.api import RunOptions
 
     opts = RunOptions(overlay=output, maps=maps, preview=preview, batch=batch, max_frames=max_frames,
                       backend=backend, device=device)
-    raise typer.Exit(run_and_report(source, list(model or []), opts, camera, mic, stats))
+    raise typer.Exit(run_and_report(source, list(model or []), opts, camera, mic, stats, notes))
 
 
 def run_and_report(source: str | None, models: list[str], opts, camera: str | None, mic: str | None,  # noqa: ANN001
-                   stats: Path | None) -> int:
+                   stats: Path | None, notes: list[str] | None = None) -> int:
     """Run the pipeline with SIGINT / SIGTERM stopping it cleanly; print the summary line, write
     ``stats`` (with the exit code the shell gets) and return that exit code: 0 done, 3 source lost /
-    truncated / corrupt (outputs finalized), 130 SIGINT, 143 SIGTERM, 2 bad input, 1 an internal error."""
+    truncated / corrupt (outputs finalized), 130 SIGINT, 143 SIGTERM, 2 bad input, 1 an internal error.
+    ``notes`` (e.g. the device fallback) end the summary line."""
     import signal
     import threading
 
@@ -86,7 +96,8 @@ def run_and_report(source: str | None, models: list[str], opts, camera: str | No
         if stats is not None:
             write_stats(stats, s)
     typer.echo(f"{s['frames_out']} frames in {s['seconds']} s ({s['fps']} fps), {s['frames_in']} in, "
-               f"dropped {s['dropped']}; " + ", ".join(f"{k} p50 {v['p50_ms']} ms" for k, v in s["stages"].items()))
+               f"dropped {s['dropped']}; " + ", ".join(f"{k} p50 {v['p50_ms']} ms" for k, v in s["stages"].items())
+               + "".join(f"; {note}" for note in notes or ()))
     return code
 
 
@@ -95,6 +106,9 @@ def demo(
     out: Path = typer.Option(Path("outputs/demo"), "--out", help="Where the demo writes its files."),
 ) -> None:
     """The main job on its defaults: make a synthetic clip, run the default model, write overlay + maps."""
+    from stanet_rt.outputs import check_outputs
+
+    check_outputs([], folders={"--out": out})
     one_blas_thread()
     from stanet_rt.pipeline.demo import run_demo
 

@@ -67,13 +67,24 @@ def score_frame(pred: np.ndarray, density: np.ndarray | None, fixations: np.ndar
 
 
 def nanmean_dict(rows: list[dict[str, float]], keys: Iterable[str]) -> dict[str, float]:
-    """Per-metric mean with NaN values dropped (NaN if none remain)."""
+    """Per-metric mean with NaN values dropped (NaN if none remain), as the protocol deletes NaN only:
+    an Inf stays and makes the mean Inf (it is reported as Inf, not hidden as a missing value)."""
     out = {}
     for k in keys:
         vals = np.array([r[k] for r in rows if k in r], dtype=np.float64)
-        vals = vals[np.isfinite(vals)]
-        out[k] = float(vals.mean()) if vals.size else float("nan")
+        vals = vals[~np.isnan(vals)]
+        with np.errstate(invalid="ignore"):  # +Inf and -Inf together: NaN
+            out[k] = float(vals.mean()) if vals.size else float("nan")
     return out
+
+
+def format_score(value: float) -> str:
+    """A metric for the markdown table: 4 decimals, "-" for no value (NaN), "Inf" / "-Inf"."""
+    if np.isnan(value):
+        return "-"
+    if np.isinf(value):
+        return "Inf" if value > 0 else "-Inf"
+    return f"{value:.4f}"
 
 
 def evaluate_maps(pred_maps: np.ndarray, gt_density: np.ndarray, fixations: np.ndarray, seed: int = 0,
@@ -97,6 +108,33 @@ class Report:
     splits: list[int]
     per_video: list[dict[str, Any]] = field(default_factory=list)
     warnings: Counter = field(default_factory=Counter)
+    methods: list[str] = field(default_factory=list)  # what was asked for: "prediction", "centre"
+    entries: int = 0  # (split, video) entries in the fold lists
+    pred: str | None = None  # the prediction root, for the messages
+
+    def unscored(self) -> str | None:
+        """Why a requested method got no score at all, as one line; None when each one scored something."""
+        for method in self.methods:
+            rows = [r for r in self.per_video if r["method"] == method]
+            if any(not np.isnan(r[k]) for r in rows for k in REPORTED):
+                continue
+            no_gt = self.warnings["missing annotation folder"]
+            no_pred = self.warnings["video without predictions"]
+            if self.entries == 0:
+                reason = "the fold lists name no video"
+            elif no_gt >= self.entries:
+                reason = f"no ground truth found for any of the {self.entries} (split, video) entries"
+            elif not rows and method == "prediction" and no_pred + no_gt >= self.entries:
+                reason = (f"no predictions found under {self.pred} for any of the {self.entries} (split, video) "
+                          f"entries (looked for split<k>_results/<db>/<video>/*.jpg, <DB>/<video>/, <video>/ "
+                          "and <video>.h5)")
+            elif not rows:
+                reason = "no frame had both a readable prediction and ground truth (see the warnings)"
+            else:
+                reason = "every score is NaN (all-NaN or constant maps)"
+            what = "the predictions" if method == "prediction" else f"the {method} baseline"
+            return f"{self.dataset}: nothing was scored for {what}: {reason}"
+        return None
 
     def summary(self) -> list[dict[str, Any]]:
         methods = sorted({r["method"] for r in self.per_video})
@@ -112,7 +150,7 @@ class Report:
                  "| method | entries | " + " | ".join(REPORTED) + " |",
                  "|---|---|" + "---|" * len(REPORTED)]
         for row in self.summary():
-            vals = " | ".join("-" if np.isnan(row[k]) else f"{row[k]:.4f}" for k in REPORTED)
+            vals = " | ".join(format_score(row[k]) for k in REPORTED)
             lines.append(f"| {row['method']} | {row['entries']} | {vals} |")
         if self.warnings:
             lines += ["", "warnings: " + ", ".join(f"{k}: {v}" for k, v in sorted(self.warnings.items()))]
@@ -130,21 +168,24 @@ class Report:
                 writer.writerows(rows)
         doc = {"dataset": self.dataset, "splits": self.splits, "summary": self.summary(),
                "warnings": dict(self.warnings), "per_video": self.per_video}
-        # NaN / inf are not JSON (RFC 8259): a metric without a value is written as null
+        # NaN / inf are not JSON (RFC 8259): a metric without a value is written as null, Inf as "Infinity"
         paths["json"].write_text(json.dumps(_json_safe(doc), indent=2, allow_nan=False))
         return paths
 
 
 def _json_safe(value: Any) -> Any:
-    """``value`` with NaN / inf floats replaced by None and numpy scalars by Python numbers."""
+    """``value`` with NaN floats replaced by None, +-inf by the strings "Infinity" / "-Infinity" (what
+    ``float()`` reads back) and numpy scalars by Python numbers."""
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
+    if isinstance(value, float) and np.isnan(value):
         return None
+    if isinstance(value, float) and np.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
     return value
 
 
@@ -158,11 +199,13 @@ def evaluate(pred: Path | None, data_root: Path, dataset: str, splits: Iterable[
     if baseline not in (None, "centre"):
         raise InputError(f"unknown baseline {baseline!r} (known: centre)")
     splits = list(splits)
-    report = Report(dataset, splits)
+    methods = (["prediction"] if pred is not None else []) + ([baseline] if baseline else [])
+    report = Report(dataset, splits, methods=methods, pred=None if pred is None else str(pred))
     jobs = []
     for split in splits:
         for entry in read_fold_list(fold_list_path(Path(data_root), dataset, split)):
             jobs.append((split, entry))
+    report.entries = len(jobs)
     bar = None
     if progress:
         from rich.progress import Progress

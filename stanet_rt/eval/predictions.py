@@ -43,14 +43,27 @@ def h5_maps(path: Path) -> dict[int, Callable[[], np.ndarray]]:
     return {i + 1: (lambda a=maps[i]: a) for i in range(maps.shape[0])}
 
 
+def dataset_folders(root: Path, dataset: str) -> list[Path]:
+    """The folders under ``root`` that may hold ``dataset``'s predictions, best first: ``<DB>`` as
+    spelled, then ``<db lowercase>`` (what STAViS writes: ``split1_results/avad/``), then any other
+    spelling of the name that differs only in case."""
+    root = Path(root)
+    names = [dataset, dataset.lower()]
+    if root.is_dir():
+        names += sorted(p.name for p in root.iterdir() if p.name.lower() == dataset.lower())
+    return [root / n for n in dict.fromkeys(names)]
+
+
 def video_predictions(pred_root: Path, dataset: str, video: str) -> dict[int, Callable[[], np.ndarray]]:
-    """Find a video's predictions under ``pred_root``: ``<root>/<DB>/<video>/``, ``<root>/<video>/``,
-    ``<root>/<DB>/<video>.h5`` or ``<root>/<video>.h5``. Empty dict if none (counted as missing)."""
+    """Find a video's predictions under ``pred_root``: ``<root>/<DB>/<video>/`` (``<DB>`` in any case,
+    e.g. STAViS's lowercase ``avad``), ``<root>/<video>/``, ``<root>/<DB>/<video>.h5`` or
+    ``<root>/<video>.h5``. Empty dict if none (counted as missing)."""
     root = Path(pred_root)
-    for candidate in (root / dataset / video, root / video):
+    folders = dataset_folders(root, dataset)
+    for candidate in [f / video for f in folders] + [root / video]:
         if candidate.is_dir():
             return image_folder(candidate)
-    for candidate in (root / dataset / f"{video}.h5", root / f"{video}.h5"):
+    for candidate in [f / f"{video}.h5" for f in folders] + [root / f"{video}.h5"]:
         if candidate.is_file():
             return h5_maps(candidate)
     return {}
