@@ -290,12 +290,15 @@ class STAPlusStudent(_AudioMixin, StudentModel):
         nodes = self.extra_fuse(torch.cat(terms, dim=1)).view(b, 3, k, h, w)
         return self.extra_graph(nodes), x
 
+    def readout(self, nodes: Tensor, x: Tensor, output_size: tuple[int, int]) -> Tensor:
+        """:meth:`graph_nodes`' outputs -> (B*3, 1, H, W) node logits (before any synchrony boost)."""
+        return resize_to(self.extra_readout(torch.cat([nodes.flatten(0, 1), x], dim=1)), output_size)
+
     def _node_maps(self, window: dict[str, Tensor], output_size: tuple[int, int]) -> Tensor:
         """All 3 node maps: (B, 3, 1, H, W) logits for the triplet centres."""
         nodes, x = self.graph_nodes(window)
         b = nodes.shape[0]
-        logits = self.extra_readout(torch.cat([nodes.flatten(0, 1), x], dim=1))
-        logits = resize_to(logits, output_size).view(b, 3, *output_size)
+        logits = self.readout(nodes, x, output_size).view(b, 3, *output_size)
         if self.extra_sync is not None:  # the synchrony over the whole 9-frame window, on every node
             logits = self.extra_sync.boost(logits, self.extra_sync(window["grey"], window["loud"]))
         return logits.view(b, 3, 1, *output_size)
