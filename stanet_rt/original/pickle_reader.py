@@ -58,9 +58,10 @@ OTHER_GLOBALS = frozenset({
     "torch._utils._rebuild_tensor_v2",
     "torch._utils._rebuild_parameter",
     "collections.OrderedDict",
-    "builtins.set",  # written ``__builtin__.set`` by protocol 2; pickle maps the name before lookup
+    "__builtin__.set",  # protocol 2 (torch's) names builtins this way
+    "builtins.set",  # protocols >= 3
 })
-ALLOWED_GLOBALS = MODULE_CLASSES | frozenset(STORAGE_DTYPES) | OTHER_GLOBALS | {"__builtin__.set"}
+ALLOWED_GLOBALS = MODULE_CLASSES | frozenset(STORAGE_DTYPES) | OTHER_GLOBALS
 
 
 class PickleRefused(WeightsError):
