@@ -28,8 +28,9 @@ pytestmark = pytest.mark.skipif(fx.parity_missing_reason() is not None, reason=s
 LOGIT_TOL = 5e-4
 STA_PLUS_TOL = 2e-3
 # End-to-end STA+ on a machine whose conv kernels differ from the fixture machine's (measured, seed 1234:
-# maps 1.4e-2 max abs on logits up to ~5, 8-bit maps up to 2 levels on 0.4 % of the pixels).
-STA_PLUS_END_TO_END = {"maps_abs": 5e-2, "u8_levels": 3, "u8_share": 0.02}
+# maps 1.4e-2 max abs on logits up to ~5, 8-bit maps up to 2 levels on 0.4 % of the pixels). The bound
+# leaves room for the graph's sensitivity on other inputs; an error in the model is O(1).
+STA_PLUS_END_TO_END = {"maps_abs": 0.1, "u8_levels": 4, "u8_share": 0.05}
 
 
 def _close(ours: np.ndarray, ref: np.ndarray, tol: float, name: str) -> None:
