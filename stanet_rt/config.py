@@ -378,6 +378,8 @@ _TINY_FACTORIES: dict[str, Callable[[], ModelConfig]] = {
     "tiny_sta_plus": lambda: _tiny("tiny_sta_plus", "sta_plus", TINY_VGG, window_offsets=tuple(range(-4, 5)),
                                    use_switch=True, switch_input_size=64, switch_backbone=TINY_RESNET,
                                    **_TINY_AV),
+    "tiny_audio_net": lambda: _tiny("tiny_audio_net", "audio_net", TINY_AUDIO, num_classes=0, audio=AUDIO,
+                                    audio_backbone=TINY_AUDIO, original=True),
     "tiny_sta_original": lambda: _tiny("tiny_sta_original", "sta", TINY_RESNET, window_offsets=(-1, 0, 1),
                                        audio=AUDIO, audio_backbone=TINY_AUDIO, original=True),
     "tiny_sta_plus_original": lambda: _tiny("tiny_sta_plus_original", "sta_plus", TINY_VGG,
