@@ -6,7 +6,8 @@ file is self-describing. This module imports only the standard library.
 Vocabulary (spec sections 2-7):
 - ``arch``: which network: the SCAM teachers ``s``, ``sa``, ``st``; the SCAM+ teachers
   ``s_plus``, ``sa_plus``, ``st_plus``; ``audio_switch``; the students ``sta``, ``sta_plus`` and the
-  light causal student ``stanet_lite``.
+  light causal student ``stanet_lite``; ``audio_net`` (the VGGSound audio net alone, for imported
+  ``vggsound_netvlad.pth.tar`` files).
 - ``window_offsets``: frame offsets (relative to the output frame t) that a model reads. Positive
   offsets are look-ahead and decide the streaming delay.
 """
@@ -30,6 +31,7 @@ ARCHS = (
     "sta",
     "sta_plus",
     "stanet_lite",
+    "audio_net",
 )
 STUDENT_ARCHS = ("sta", "sta_plus", "stanet_lite")
 
@@ -124,6 +126,11 @@ class ModelConfig:
     use_switch: bool = False  # STA+: gate the audio path with AudioSwitch
     switch_input_size: int | None = None  # AudioSwitch frame size (356 in the paper)
     switch_backbone: BackboneConfig | None = None  # AudioSwitch trunk inside STA+ (ResNeXt-101 in the paper)
+    # Compatibility mode for the authors' checkpoints (``stanet-rt import``, ``stanet_rt.original``): the
+    # forward reproduces the original code's quirks (``.view`` temporal stacking in its frame orders, no
+    # ReLU in the temporal gate, biased graph projections, STA+'s own message gate; see the README's table).
+    # Off for every model we train: the fixed behaviour is the default.
+    original: bool = False
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -143,6 +150,19 @@ class ModelConfig:
             # outputs the middle node: any other window built, then failed in a ``.view`` at run time
             raise ValueError(f"STA+ reads 3 triplets of frames (the graph's 3 nodes): window_offsets must be 9 "
                              f"increasing offsets with 0 in the middle, got {o}")
+        if self.original:
+            self._check_original()
+
+    def _check_original(self) -> None:
+        """The original code exists for these archs and windows only, without our additions."""
+        windows = {"sta": (-1, 0, 1), "sta_plus": tuple(range(-4, 5))}
+        if self.arch not in ("sta", "sta_plus", "audio_switch", "audio_net"):
+            raise ValueError(f"original=True: no original code for arch {self.arch!r}")
+        if self.arch in windows and self.window_offsets != windows[self.arch]:
+            raise ValueError(f"original=True: {self.arch} reads window {windows[self.arch]}, "
+                             f"not {self.window_offsets}")
+        if self.av_fusion != "stanet" or self.sync_gate or self.audio_envelope_bins:
+            raise ValueError("original=True: av_fusion 'film', sync_gate and audio_envelope_bins are ours")
 
     @property
     def is_student(self) -> bool:
@@ -317,6 +337,31 @@ def _stanet_lite() -> ModelConfig:
     )
 
 
+# --- the authors' checkpoints (``stanet-rt import``): the paper configs in compatibility mode -------
+@register_config("sta_original")
+def _sta_original() -> ModelConfig:
+    return _sta().replace(name="sta_original", original=True)
+
+
+@register_config("sta_plus_original")
+def _sta_plus_original() -> ModelConfig:
+    """The original STA+ test script feeds its AudioSwitch the node centres at 256 x 256 (loaded at 356,
+    then its ``Resize(256)``), so the switch runs at the frame size here."""
+    return _sta_plus().replace(name="sta_plus_original", original=True, switch_input_size=256)
+
+
+@register_config("audio_switch_original")
+def _audio_switch_original() -> ModelConfig:
+    return _audio_switch().replace(name="audio_switch_original", original=True)
+
+
+@register_config("audio_net")
+def _audio_net() -> ModelConfig:
+    """The VGGSound audio ResNet-18 + NetVLAD alone: (B, 1, 257, 48) -> (B, 8192) embedding."""
+    return ModelConfig("audio_net", "audio_net", AUDIO_RESNET18, num_classes=0, audio=AUDIO,
+                       audio_backbone=AUDIO_RESNET18, original=True)
+
+
 # --- tiny configs for tests: same code paths, a few thousand parameters -------------------------
 def _tiny(name: str, arch: str, backbone: BackboneConfig, **kw: Any) -> ModelConfig:
     base: dict[str, Any] = dict(input_size=64, num_classes=4, channels=8, head_depth=1, head_width=8,
@@ -339,6 +384,14 @@ _TINY_FACTORIES: dict[str, Callable[[], ModelConfig]] = {
     "tiny_sta_plus": lambda: _tiny("tiny_sta_plus", "sta_plus", TINY_VGG, window_offsets=tuple(range(-4, 5)),
                                    use_switch=True, switch_input_size=64, switch_backbone=TINY_RESNET,
                                    **_TINY_AV),
+    "tiny_audio_net": lambda: _tiny("tiny_audio_net", "audio_net", TINY_AUDIO, num_classes=0, audio=AUDIO,
+                                    audio_backbone=TINY_AUDIO, original=True),
+    "tiny_sta_original": lambda: _tiny("tiny_sta_original", "sta", TINY_RESNET, window_offsets=(-1, 0, 1),
+                                       audio=AUDIO, audio_backbone=TINY_AUDIO, original=True),
+    "tiny_sta_plus_original": lambda: _tiny("tiny_sta_plus_original", "sta_plus", TINY_VGG,
+                                            window_offsets=tuple(range(-4, 5)), use_switch=True,
+                                            switch_input_size=64, switch_backbone=TINY_RESNET, audio=AUDIO,
+                                            audio_backbone=TINY_AUDIO, original=True),
     "tiny_lite": lambda: _tiny("tiny_lite", "stanet_lite", TINY_RESNET, window_offsets=(-2, -1, 0),
                                **_TINY_AV),
 }

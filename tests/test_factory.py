@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from stanet_rt.config import ARCHS, ModelConfig, get_config, list_configs
+from stanet_rt.models.backbones import AudioNet
 from stanet_rt.models.factory import build_model
 from stanet_rt.models.student_base import StudentModel
 from stanet_rt.models.students import STAPlusStudent, STAStudent
@@ -19,7 +20,7 @@ from stanet_rt.models.teachers import SCAMTeacher
 
 CLASS_OF = {"s": SCAMTeacher, "sa": SCAMTeacher, "st": SCAMTeacher, "s_plus": SCAMTeacher,
             "sa_plus": SCAMTeacher, "st_plus": SCAMTeacher, "audio_switch": AudioSwitch,
-            "sta": STAStudent, "stanet_lite": STAStudent, "sta_plus": STAPlusStudent}
+            "sta": STAStudent, "stanet_lite": STAStudent, "sta_plus": STAPlusStudent, "audio_net": AudioNet}
 PAPER = [c for c in list_configs() if not c.startswith(("tiny_", "demo_"))]
 TINY = [c for c in list_configs() if c.startswith("tiny_")]
 

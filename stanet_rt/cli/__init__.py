@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "synth",
     "train",
     "export",
+    "import_cmd",
     "run",
     "evaluate",
     "bench",

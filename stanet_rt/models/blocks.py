@@ -6,7 +6,9 @@ Spec sections 3.1 (CAM head, self-attention gate, ConvGRU), 3.3 (AVfusion), 3.4 
 
 Differences from the original, on purpose:
 - Temporal gate: frames are stacked as (B, C, T, H, W) with a real ``permute`` in temporal order;
-  the original ``.view``-ed (B, T, C, H, W) into that shape, mixing channels with time (spec 9.1.4).
+  the original ``.view``-ed (B, T, C, H, W) into that shape, mixing channels with time (spec 9.1.4),
+  and had no ReLUs between its Conv3d. ``TemporalGate(original=True)`` keeps both for the authors'
+  checkpoints (``ModelConfig.original``).
 - No hard-coded spatial sizes (the original's 8x8 / 32x32 buffers, spec 9.1.5).
 - The co-attention graph is batched (one ``bmm`` for all samples, node pairs and positions) instead
   of a Python loop over the batch (spec 9.3).
@@ -202,24 +204,50 @@ class SyncGate(nn.Module):
 class TemporalGate(nn.Module):
     """Temporal gate logits (spec 3.4 / 6.1 / 6.2): Conv3d (T,1,1) then two Conv3d (1,3,3).
 
-    Input (B, C, T, H, W), frames in temporal order; output (B, out_channels, H, W) logits (apply
-    sigmoid to gate). The first conv consumes the whole time axis (no temporal padding). ReLUs sit
-    between the convs (the reference is silent on them; a purely linear stack would collapse to one
-    conv).
+    Input (B, C, T, H, W) from :meth:`arrange`; output (B, out_channels, H, W) logits (apply sigmoid to
+    gate). The first conv consumes the whole time axis (no temporal padding). ReLUs sit between the
+    convs (the reference is silent on them; a purely linear stack would collapse to one conv).
+
+    ``original=True`` reproduces the authors' code for their checkpoints (``ModelConfig.original``):
+    no ReLUs (their ``extra_refineST`` is three bare Conv3d) and the ``.view`` stacking of
+    :meth:`arrange`, with the window frames concatenated in ``order`` (window indices; the original STA
+    used (t+1, t, t-1) for its output frame).
     """
 
-    def __init__(self, channels: int, out_channels: int, frames: int = 3) -> None:
+    def __init__(self, channels: int, out_channels: int, frames: int = 3, original: bool = False,
+                 order: tuple[int, ...] | None = None) -> None:
         super().__init__()
-        self.layers = nn.Sequential(
-            nn.Conv3d(channels, channels, (frames, 1, 1)),
-            nn.ReLU(inplace=True),
-            nn.Conv3d(channels, channels, (1, 3, 3), padding=(0, 1, 1)),
-            nn.ReLU(inplace=True),
-            nn.Conv3d(channels, out_channels, (1, 3, 3), padding=(0, 1, 1)),
-        )
+        layers: list[nn.Module] = [nn.Conv3d(channels, channels, (frames, 1, 1))]
+        if not original:
+            layers.append(nn.ReLU(inplace=True))
+        layers.append(nn.Conv3d(channels, channels, (1, 3, 3), padding=(0, 1, 1)))
+        if not original:
+            layers.append(nn.ReLU(inplace=True))
+        layers.append(nn.Conv3d(channels, out_channels, (1, 3, 3), padding=(0, 1, 1)))
+        self.layers = nn.Sequential(*layers)
+        self.original = original
+        self.order = tuple(order) if order is not None else tuple(range(frames))
+        if sorted(self.order) != list(range(frames)):
+            raise ValueError(f"temporal order {self.order} is not a permutation of {frames} frames")
 
     def forward(self, stack: Tensor) -> Tensor:
         return self.layers(stack).squeeze(2)
+
+    def arrange(self, window: Tensor, order: tuple[int, ...] | None = None) -> Tensor:
+        """(B, T, C, H, W) window in temporal order -> (B, C, T, H, W), the input of :meth:`forward`.
+
+        Ours: a real permute in temporal order (:meth:`stack`). Original mode: the frames concatenated
+        in ``order`` (default: the gate's own) and ``.view``-ed as (B, C, T, H, W) without a permute,
+        so element [c, tau] is frame (T c + tau) // C, channel (T c + tau) % C: the time axis of the
+        Conv3d runs over adjacent channels, mostly of one frame. Their weights were trained that way.
+        """
+        if not self.original:
+            return self.stack(window)
+        order = self.order if order is None else tuple(order)
+        if order != tuple(range(window.shape[1])):
+            window = window[:, list(order)]
+        b, t, c, h, w = window.shape
+        return window.reshape(b, c, t, h, w)
 
     @staticmethod
     def stack(frames: Tensor) -> Tensor:
@@ -252,16 +280,20 @@ class CoAttentionGraph(nn.Module):
     Nodes (B, K, C, h, w) -> (B, K, C, h, w) after ``rounds`` rounds of: co-attention messages from
     every other node, a 3x3 fusion conv over the concatenated messages, an optional ConvGRU update
     (ST+ has none) and FRL. Weights are shared across rounds and nodes; ``gate`` (the 1-channel
-    message gate conv) may be shared with a self-attention gate as in the original.
+    message gate conv) may be shared with a self-attention gate as in the original SCAM+ teachers
+    (STA+'s original has its own, ``extra_gate``).
     """
 
     def __init__(self, channels: int, nodes: int = 3, rounds: int = 3, use_gru: bool = True,
-                 gate: nn.Conv2d | None = None, refine_rate: float = 0.6, refine_thresh: float = 0.8) -> None:
+                 gate: nn.Conv2d | None = None, refine_rate: float = 0.6, refine_thresh: float = 0.8,
+                 proj_bias: bool = False) -> None:
         super().__init__()
         half = max(1, channels // 2)
         self.nodes, self.rounds = nodes, rounds
-        self.proja = nn.Conv2d(channels, half, 1, bias=False)
-        self.projb = nn.Conv2d(channels, half, 1, bias=False)
+        # proj_bias: the original STA+ (CGCN) projections carry biases (its checkpoints hold them); ours are
+        # bias-free
+        self.proja = nn.Conv2d(channels, half, 1, bias=proj_bias)
+        self.projb = nn.Conv2d(channels, half, 1, bias=proj_bias)
         self.gate = gate if gate is not None else nn.Conv2d(channels, 1, 1, bias=False)
         self.conv_fusion = nn.Conv2d(channels * (nodes - 1), channels, 3, padding=1)
         self.gru = ConvGRUCell(channels) if use_gru else None

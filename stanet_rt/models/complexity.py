@@ -71,6 +71,8 @@ def frame_cost(model: nn.Module, config: ModelConfig, size: int | None = None) -
             window = {k: v.unsqueeze(1).expand(-1, t, *v.shape[1:]) for k, v in feats.items()}
             head_gmac = count_macs(lambda: model.head(window, (s, s))) / 1e9
             return FrameCost(audio_gmac, encode_gmac, head_gmac, t)
+        if config.arch == "audio_net":
+            return FrameCost(count_macs(lambda: model(spec)) / 1e9, 0.0, 0.0, 1)
         if config.arch == "audio_switch":
             return FrameCost(0.0, count_macs(lambda: model(frames, spec)) / 1e9, 0.0, 1)
         t = len(config.window_offsets)

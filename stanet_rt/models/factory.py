@@ -19,4 +19,10 @@ def build_model(config: ModelConfig) -> nn.Module:
         return STAPlusStudent(config)
     if config.arch == "audio_switch":
         return AudioSwitch(config, own_audio_net=True)
+    if config.arch == "audio_net":  # the VGGSound audio net alone (an imported vggsound_netvlad.pth.tar)
+        from stanet_rt.models.backbones import audio_net_of
+
+        net = audio_net_of(config)
+        net.config = config
+        return net
     return SCAMTeacher(config)

@@ -24,6 +24,12 @@ correlated over the window in the head and added to the logits). On the syntheti
 made the audio matter: with it the light STA's CC on the twin clips' event frames is 0.67 with the
 audio and 0.54 without; with the learned gates alone audio on and off scored the same.
 
+Compatibility mode (``ModelConfig.original``, on for the authors' checkpoints that ``stanet-rt import``
+converts, off for our training): the blocks take the original's quirks as options, so the same classes
+reproduce the published forward (``stanet_rt.original``): the temporal gate's ``.view`` stacking in the
+original frame orders and no ReLUs (:class:`~stanet_rt.models.blocks.TemporalGate`), STA+'s biased graph
+projections and own message gate (:class:`~stanet_rt.models.blocks.CoAttentionGraph`).
+
 Imports torch and ``stanet_rt.{config,models}``.
 """
 
@@ -51,6 +57,11 @@ from stanet_rt.models.blocks import (
 )
 from stanet_rt.models.student_base import StudentModel
 from stanet_rt.models.switch import AudioSwitch
+
+# The original STA concatenated its three frames for the temporal gate of output frame t as (t+1, t, t-1)
+# (``incat0`` of ``STAmodel.py``), window indices (2, 1, 0) of offsets (-1, 0, 1); with its ``.view``
+# that order changes the numbers, so compatibility mode keeps it.
+ORIGINAL_STA_ORDER = (2, 1, 0)
 
 
 def _output_size(config: ModelConfig, output_size: tuple[int, int] | None) -> tuple[int, int]:
@@ -104,7 +115,8 @@ class STAStudent(_AudioMixin, StudentModel):
         self.extra_av = None
         if self.audio_net is not None:
             self.extra_av = build_av_gate(config.av_fusion, ch[3], self.audio_embedding_dim, c, config.av_dim)
-        self.extra_temporal = TemporalGate(c, c, frames=len(config.window_offsets))
+        self.extra_temporal = TemporalGate(c, c, frames=len(config.window_offsets), original=config.original,
+                                           order=ORIGINAL_STA_ORDER if config.original else None)
         self.extra_attention = SelfAttentionGate(c)
         n_terms = 3 if self.audio_net is not None else 2
         self.extra_fuse = nn.Conv2d(n_terms * c, c, 3, padding=1)
@@ -138,14 +150,19 @@ class STAStudent(_AudioMixin, StudentModel):
                 self.sync_features(feats, frames, emb, on)
         return feats
 
-    def _decode(self, window: dict[str, Tensor], output_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    def _decode(self, window: dict[str, Tensor], output_size: tuple[int, int], centre: int | None = None,
+                order: tuple[int, ...] | None = None) -> tuple[Tensor, Tensor]:
+        """Both decoder levels (coarse, fine) of window frame ``centre`` (default: offset 0); ``order``
+        overrides the temporal gate's frame order (``stanet_rt.original`` decodes the original's other two
+        frames with their own orders)."""
+        centre = self.centre if centre is None else centre
         x_all = window["x"]
-        x = x_all[:, self.centre]
-        s0, s1 = window["s0"][:, self.centre], window["s1"][:, self.centre]
-        temporal = torch.sigmoid(self.extra_temporal(TemporalGate.stack(x_all)))
+        x = x_all[:, centre]
+        s0, s1 = window["s0"][:, centre], window["s1"][:, centre]
+        temporal = torch.sigmoid(self.extra_temporal(self.extra_temporal.arrange(x_all, order)))
         terms = [F.relu(x + self.extra_attention(x)), gated_residual(x, temporal)]
         if self.extra_av is not None:
-            terms.append(gated_residual(x, window["av"][:, self.centre]))
+            terms.append(gated_residual(x, window["av"][:, centre]))
         y = self.extra_gru(self.extra_fuse(torch.cat(terms, dim=1)), x)
         up = resize_to(y, s1.shape[-2:])
         r1 = F.relu(self.extra_refine1(torch.cat([up, s1], dim=1)) + s1)
@@ -195,13 +212,16 @@ class STAPlusStudent(_AudioMixin, StudentModel):
             # loads into it as is), frozen: eval mode under ``train()``, no gradients (spec 7).
             self.switch = AudioSwitch(config.replace(backbone=config.switch_backbone or config.backbone),
                                       own_audio_net=True).freeze()
-        self.extra_temporal = TemporalGate(k, 1, frames=3)
+        # original: each triplet is concatenated in temporal order (c-1, c, c+1) and ``.view``-ed
+        self.extra_temporal = TemporalGate(k, 1, frames=3, original=config.original)
         self.extra_attention = SelfAttentionGate(k)
         n_terms = 3 if self.audio_net is not None else 2
         self.extra_fuse = nn.Conv2d(n_terms * k, k, 3, padding=1)
+        # ours shares the message gate with the self-attention gate (as the SCAM+ teachers do); the original
+        # STA+ has a separate one (``extra_gate``) and biased projections
         self.extra_graph = CoAttentionGraph(
-            k, 3, config.graph_rounds, use_gru=True, gate=self.extra_attention.gate,
-            refine_rate=config.refine_rate, refine_thresh=config.refine_thresh,
+            k, 3, config.graph_rounds, use_gru=True, gate=None if config.original else self.extra_attention.gate,
+            refine_rate=config.refine_rate, refine_thresh=config.refine_thresh, proj_bias=config.original,
         )
         self.extra_readout = nn.Sequential(
             nn.Conv2d(2 * k, k, 1, bias=False), nn.BatchNorm2d(k), nn.ReLU(inplace=True), nn.Conv2d(k, 1, 1)
@@ -233,33 +253,50 @@ class STAPlusStudent(_AudioMixin, StudentModel):
 
     def encode(self, frames: Tensor, audio_embedding: Tensor | None = None,
                audio_on: Tensor | None = None) -> OrderedDict[str, Tensor]:
+        if self.extra_av is None:
+            return self.encode_gated(frames)
+        emb, on = self.audio_inputs(frames.shape[0], audio_embedding, audio_on, frames)
+        if self.switch is not None and audio_embedding is not None:  # without audio, on is 0 anyway
+            size = self.config.switch_input_size or self.config.input_size
+            switch_emb = emb[:, self.audio_net.out_dim:]
+            on = on * self.switch.decision(self.switch(resize_to(frames, (size, size)), switch_emb))
+        return self.encode_gated(frames, emb, on)
+
+    def encode_gated(self, frames: Tensor, audio_embedding: Tensor | None = None,
+                     gate: Tensor | None = None) -> OrderedDict[str, Tensor]:
+        """:meth:`encode` with the audio gate given: ``gate`` (B, 1) is ``audio_on`` times the AudioSwitch
+        decision (the original computed the switch outside the model, on separately loaded frames)."""
         (v,) = self.backbone(frames)
         feats = OrderedDict(x=self.extra_cam(v))
         if self.extra_av is not None:
-            emb, on = self.audio_inputs(frames.shape[0], audio_embedding, audio_on, frames)
             own = self.audio_net.out_dim
-            if self.switch is not None and audio_embedding is not None:  # without audio, on is 0 anyway
-                size = self.config.switch_input_size or self.config.input_size
-                on = on * self.switch.decision(self.switch(resize_to(frames, (size, size)), emb[:, own:]))
-            feats["av"] = self.extra_av(emb[:, :own], v) * on[:, :, None, None]
+            feats["av"] = self.extra_av(audio_embedding[:, :own], v) * gate[:, :, None, None]
             if self.extra_sync is not None:
-                self.sync_features(feats, frames, emb, on)
+                self.sync_features(feats, frames, audio_embedding, gate)
         return feats
 
-    def _node_maps(self, window: dict[str, Tensor], output_size: tuple[int, int]) -> Tensor:
-        """All 3 node maps: (B, 3, 1, H, W) logits for the triplet centres."""
+    def graph_nodes(self, window: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Node states after the graph (B, 3, K, h, w) and the raw centre CAMs (B*3, K, h, w)."""
         x_all = window["x"]  # (B, 9, K, h, w)
         b, t, k, h, w = x_all.shape
         triplets = x_all.view(b * 3, 3, k, h, w)
         x = triplets[:, 1]  # centre of every triplet, (B*3, K, h, w)
-        temporal = torch.sigmoid(self.extra_temporal(TemporalGate.stack(triplets)))
+        temporal = torch.sigmoid(self.extra_temporal(self.extra_temporal.arrange(triplets)))
         terms = [F.relu(x + self.extra_attention(x)), gated_residual(x, temporal)]
         if self.extra_av is not None:
             terms.append(gated_residual(x, window["av"].view(b * 3, 3, 1, h, w)[:, 1]))
         nodes = self.extra_fuse(torch.cat(terms, dim=1)).view(b, 3, k, h, w)
-        nodes = self.extra_graph(nodes)
-        logits = self.extra_readout(torch.cat([nodes.flatten(0, 1), x], dim=1))
-        logits = resize_to(logits, output_size).view(b, 3, *output_size)
+        return self.extra_graph(nodes), x
+
+    def readout(self, nodes: Tensor, x: Tensor, output_size: tuple[int, int]) -> Tensor:
+        """:meth:`graph_nodes`' outputs -> (B*3, 1, H, W) node logits (before any synchrony boost)."""
+        return resize_to(self.extra_readout(torch.cat([nodes.flatten(0, 1), x], dim=1)), output_size)
+
+    def _node_maps(self, window: dict[str, Tensor], output_size: tuple[int, int]) -> Tensor:
+        """All 3 node maps: (B, 3, 1, H, W) logits for the triplet centres."""
+        nodes, x = self.graph_nodes(window)
+        b = nodes.shape[0]
+        logits = self.readout(nodes, x, output_size).view(b, 3, *output_size)
         if self.extra_sync is not None:  # the synchrony over the whole 9-frame window, on every node
             logits = self.extra_sync.boost(logits, self.extra_sync(window["grey"], window["loud"]))
         return logits.view(b, 3, 1, *output_size)

@@ -63,4 +63,7 @@ class AudioSwitch(nn.Module):
     @staticmethod
     def decision(logits: Tensor) -> Tensor:
         """(B, 2) logits -> (B, 1) float in {0, 1}: the original's hard rule, logit of class 1 > 0."""
-        return (logits[:, 1:2] > 0).to(logits.dtype)
+        on = logits[:, 1:2]
+        # a Where, not a bool -> float Cast: the FP16 graph converter leaves a Cast's target type at float32
+        # while retyping its output, which made `stanet-rt export --fp16` of STA+ fail ONNX's checker
+        return torch.where(on > 0, torch.ones_like(on), torch.zeros_like(on))
