@@ -19,7 +19,7 @@ device); :func:`train` does the rest:
   weights as an uninterrupted run (a test pins this).
 
 Imports torch, tqdm, ``stanet_rt.checkpoint``, ``stanet_rt.models.blocks.param_groups``, ``training.ddp``
-and ``training.data.atomic`` (atomic log writes); must not import stages or datasets.
+and ``stanet_rt.fileio`` (atomic log writes); must not import stages or datasets.
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ def _to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]
 
 
 def _write_logs(run_dir: Path, history: list[dict[str, Any]]) -> None:
-    from stanet_rt.training.data.atomic import write_text
+    from stanet_rt.fileio import write_text
 
     write_text(run_dir / LOG_JSONL, "".join(json.dumps(r, sort_keys=True) + "\n" for r in history))
     keys: list[str] = []

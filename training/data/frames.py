@@ -23,11 +23,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-from stanet_rt.training.data.atomic import save_npy
 from stanet_rt.training.data.records import VideoRecord
 
 from stanet_rt.config import AUDIO, AudioConfig
 from stanet_rt.errors import InputError
+from stanet_rt.fileio import save_npy
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _NUMBER = re.compile(r"(\d+)(?!.*\d)")

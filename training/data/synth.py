@@ -39,7 +39,6 @@ from typing import Any
 
 import numpy as np
 from stanet_rt.training.data import synth_io
-from stanet_rt.training.data.atomic import write_text
 from stanet_rt.training.data.ave import ANNOTATIONS, SPLIT_FILES, AnnotationRow, write_annotations
 from stanet_rt.training.data.records import event_labels
 from stanet_rt.training.data.synth_audio import background as background_noise
@@ -57,6 +56,7 @@ from stanet_rt.training.data.synth_scene import (
 )
 
 from stanet_rt.errors import InputError
+from stanet_rt.fileio import write_text
 
 STAVIS_DB = "SYNTH"
 SPLITS = ("train", "val", "test")
