@@ -80,22 +80,11 @@ def _torch() -> dict[str, Any]:
 
 
 def _gpus() -> list[dict[str, Any]]:
-    import torch
+    from dataclasses import asdict
 
-    if not torch.cuda.is_available():
-        return []
-    gpus = []
-    for i in range(torch.cuda.device_count()):
-        props = torch.cuda.get_device_properties(i)
-        gpus.append(
-            {
-                "index": i,
-                "name": props.name,
-                "compute_capability": f"{props.major}.{props.minor}",
-                "memory_gib": round(props.total_memory / 2**30, 1),
-            }
-        )
-    return gpus
+    from stanet_rt.devices import gpus
+
+    return [asdict(g) for g in gpus()]
 
 
 def _onnx() -> dict[str, Any]:

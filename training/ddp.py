@@ -25,6 +25,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset, DistributedSampler
 
+from stanet_rt.devices import cuda_available
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -59,7 +61,7 @@ def init_distributed(device: str | None = None, backend: str | None = None) -> D
     world = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0)
     local_rank = _env_int("LOCAL_RANK", 0)
-    use_cuda = torch.cuda.is_available() if device is None else device.startswith("cuda")
+    use_cuda = cuda_available() if device is None else device.startswith("cuda")
     if use_cuda:
         torch.cuda.set_device(local_rank % max(1, torch.cuda.device_count()))
         dev = torch.device("cuda", torch.cuda.current_device())
