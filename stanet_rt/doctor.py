@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-PACKAGES = ("numpy", "scipy", "h5py", "onnxscript", "typer", "rich", "tqdm", "pillow")  # distribution names
+PACKAGES = ("numpy", "scipy", "h5py", "onnxscript", "typer", "rich", "pillow")  # distribution names
 
 
 def collect() -> dict[str, Any]:
