@@ -103,11 +103,6 @@ def gpus() -> list[GpuInfo]:
     return out
 
 
-def default_device() -> str:
-    """``"cuda"`` when a CUDA GPU is present, else ``"cpu"`` (what ``device="auto"`` means everywhere)."""
-    return "cuda" if cuda_available() else "cpu"
-
-
 def driver_version() -> str | None:
     """The NVIDIA driver version from ``nvidia-smi``, or None (no tool, no GPU, or it failed)."""
     try:

@@ -14,7 +14,6 @@ from stanet_rt import devices
 def test_probe_agrees_with_torch() -> None:
     assert devices.cuda_available() == torch.cuda.is_available()
     assert len(devices.gpus()) == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
-    assert devices.default_device() == ("cuda" if torch.cuda.is_available() else "cpu")
     assert devices.driver_version() is None or devices.driver_version()[0].isdigit()
 
 
@@ -22,7 +21,7 @@ def test_without_torch_there_is_no_gpu_and_no_import(monkeypatch) -> None:
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: pytest.fail("torch must not be asked"))
-    assert devices.cuda_available() is False and devices.gpus() == [] and devices.default_device() == "cpu"
+    assert devices.cuda_available() is False and devices.gpus() == []
 
 
 def test_broken_cuda_counts_as_no_gpu(monkeypatch) -> None:

@@ -7,7 +7,7 @@
 * :func:`wrap_model` wraps in DistributedDataParallel only when the world is larger than 1.
 * :func:`make_sampler` is always a :class:`DistributedSampler` with explicit rank / world size (a
   world of 1 gets the same seeded shuffling), so a run's data order depends only on (seed, epoch).
-* :func:`barrier`, :func:`all_reduce_sum`, :func:`sync_buffers`, :func:`broadcast_object`: no-ops in a
+* :func:`barrier`, :func:`all_reduce_sum`, :func:`sync_buffers`: no-ops in a
   world of 1.
 * Rank 0 alone logs, writes checkpoints and shows progress (:attr:`DistInfo.is_main`).
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -133,11 +132,3 @@ def sync_buffers(model: nn.Module, info: DistInfo, src: int = 0) -> None:
     for buf in unwrap(model).buffers():
         dist.broadcast(buf.data, src=src)
 
-
-def broadcast_object(obj: Any, info: DistInfo, src: int = 0) -> Any:
-    """Rank ``src``'s picklable ``obj`` on every rank."""
-    if not info.distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
