@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 from stanet_rt.benchmarks.common import RESULTS_DIR, BenchmarkResult
-from stanet_rt.training.data.atomic import atomic_dir
 from stanet_rt.training.data.pseudo_gt import write_pseudo_gt
 from stanet_rt.training.presets import get_preset
 from stanet_rt.training.report import read_truth, source_share, twin_pulses
@@ -29,6 +28,7 @@ from stanet_rt.training.stages.students import load_student, student_file, stude
 
 from stanet_rt.errors import InputError
 from stanet_rt.eval.evaluate import evaluate_maps
+from stanet_rt.fileio import atomic_dir
 
 NAME = "oracle"
 

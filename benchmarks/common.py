@@ -15,7 +15,6 @@ import os
 import platform
 import re
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -45,26 +44,13 @@ def _cpu_model() -> str:
 
 
 def _gpu_description() -> dict[str, Any]:
-    info: dict[str, Any] = {"name": None, "driver": None, "compute_capability": None, "count": 0}
-    try:
-        import torch
+    from stanet_rt.devices import driver_version, gpus
 
-        if torch.cuda.is_available():
-            info["count"] = torch.cuda.device_count()
-            info["name"] = torch.cuda.get_device_name(0)
-            info["compute_capability"] = ".".join(map(str, torch.cuda.get_device_capability(0)))
-    except Exception:  # torch missing or CUDA broken: report no GPU
-        return info
-    if info["name"]:
-        try:
-            out = subprocess.run(
-                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                capture_output=True, text=True, timeout=10, check=False,
-            )
-            info["driver"] = out.stdout.strip().splitlines()[0] if out.stdout.strip() else None
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return info
+    found = gpus()
+    if not found:
+        return {"name": None, "driver": None, "compute_capability": None, "count": 0}
+    return {"name": found[0].name, "driver": driver_version(), "compute_capability": found[0].compute_capability,
+            "count": len(found)}
 
 
 def _version(module: str) -> str | None:

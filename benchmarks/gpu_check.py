@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from stanet_rt.benchmarks.common import RESULTS_DIR, BenchmarkResult, time_callable
 
+from stanet_rt.devices import cuda_available
+
 MODELS = ("sta", "sta_plus", "stanet_plus", "default")
 PRECISIONS = ("fp32", "fp16")
 MODES = ("eager", "cuda-graph")
@@ -185,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--skip-tests", action="store_true", help="benchmarks only")
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = ap.parse_args(argv)
-    if not torch.cuda.is_available():
+    if not cuda_available():
         print("error: gpu-check needs a CUDA GPU; torch sees none on this machine", file=sys.stderr)
         return 2
     torch.backends.cudnn.benchmark = True

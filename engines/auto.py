@@ -22,15 +22,11 @@ BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 
 def _gpu_and_trt() -> tuple[str | None, str | None, str | None]:
     """(GPU name, compute capability, TensorRT version), None where absent."""
-    gpu = cc = trt_version = None
-    try:
-        import torch
+    from stanet_rt.devices import gpus
 
-        if torch.cuda.is_available():
-            gpu = torch.cuda.get_device_name(0)
-            cc = "{}.{}".format(*torch.cuda.get_device_capability(0))
-    except Exception:
-        pass
+    found = gpus()
+    gpu, cc = (found[0].name, found[0].compute_capability) if found else (None, None)
+    trt_version = None
     try:
         import tensorrt
 

@@ -17,8 +17,6 @@ Imports torch, onnx and ``stanet_rt``; not ``engines`` or the pipeline.
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from torch import Tensor, nn
 
 from stanet_rt import __version__
 from stanet_rt.audio.spectrogram import LogSpectrogram
+from stanet_rt.fileio import atomic_path
 from stanet_rt.models.student_base import StudentModel
 
 PARTS = ("audio", "encoder", "head")
@@ -139,14 +138,8 @@ def set_metadata(model: onnx.ModelProto, config_json: str, part: str, precision:
 def save_atomic(model: onnx.ModelProto, path: Path) -> Path:
     """Check (full) and write ``model`` to ``path`` via a temporary file in the same folder."""
     onnx.checker.check_model(model, full_check=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
+    with atomic_path(path) as tmp:
         onnx.save(model, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -40,12 +40,12 @@ def trt_environment() -> tuple[str, str, str]:
         import tensorrt as trt
     except ImportError:
         raise TensorRTUnavailable("TensorRT is not installed (pip install 'stanet-rt[trt]' on a GPU machine)") from None
-    import torch
+    from stanet_rt.devices import gpus
 
-    if not torch.cuda.is_available():
+    found = gpus()
+    if not found:
         raise TensorRTUnavailable("no CUDA GPU is present")
-    major, minor = torch.cuda.get_device_capability(0)
-    return trt.__version__, torch.cuda.get_device_name(0), f"{major}.{minor}"
+    return trt.__version__, found[0].name, found[0].compute_capability
 
 
 def verify_precision(io_dtypes: Iterable[tuple[str, str, bool]], precision: str, internal_half_layers: int) -> None:

@@ -8,8 +8,6 @@ modules and ``DataParallel`` wrappers), only tensors and plain Python data are s
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from torch import nn
 
 from stanet_rt.config import ModelConfig
 from stanet_rt.errors import InputError, WeightsError
+from stanet_rt.fileio import atomic_path
 
 FORMAT = "stanet-rt/checkpoint/v1"
 
@@ -50,14 +49,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any] | N
         "state_dict": _strip_module_prefix(inner.state_dict()),
         "meta": meta or {},
     }
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

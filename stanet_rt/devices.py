@@ -1,4 +1,4 @@
-"""The ``--device`` option, checked before any model is loaded.
+"""The one GPU probe and the ``--device`` option, checked before any model is loaded.
 
 :func:`resolve_device` turns ``auto`` / ``cpu`` / ``cuda`` / ``cuda:N`` into the device the engines
 get: ``cuda`` without a usable CUDA GPU is one :class:`~stanet_rt.errors.InputError` line (instead of
@@ -6,15 +6,20 @@ ONNX Runtime's silent CPU run or PyTorch's "not compiled with CUDA" traceback); 
 GPU is the CPU, said once through ``log``.
 
 The GPU count comes from the CUDA driver (``libcuda``, through ctypes) so that a torch-free run does
-not import torch just to ask.
-Imports only the standard library and ``stanet_rt.errors``.
+not import torch just to ask. :func:`cuda_available` / :func:`gpus` are torch's view (name, compute
+capability, memory) for the torch code paths (benchmarks, training, TensorRT builds, test skips): without
+torch they say "no GPU" instead of raising; :func:`driver_version` asks ``nvidia-smi``.
+Imports only the standard library and ``stanet_rt.errors`` (torch lazily, when installed).
 """
 
 from __future__ import annotations
 
 import ctypes
+import importlib.util
+import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 from stanet_rt.errors import InputError
@@ -61,3 +66,49 @@ def resolve_device(device: str | None, log: Callable[[str], None] | None = None)
     if index and int(index) >= count:
         raise InputError(f"--device {device}: this machine has {count} CUDA GPU(s) (cuda:0 .. cuda:{count - 1})")
     return device
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    """One CUDA device as torch sees it."""
+
+    index: int
+    name: str
+    compute_capability: str  # "major.minor", e.g. "9.0"
+    memory_gib: float
+
+
+def cuda_available() -> bool:
+    """True when torch is installed and sees a CUDA GPU (False without torch: no import error)."""
+    if importlib.util.find_spec("torch") is None:
+        return False
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # a broken CUDA install counts as no GPU
+        return False
+
+
+def gpus() -> list[GpuInfo]:
+    """Every CUDA device torch sees, in index order; [] without torch or GPU."""
+    if not cuda_available():
+        return []
+    import torch
+
+    out = []
+    for i in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(i)
+        out.append(GpuInfo(i, props.name, f"{props.major}.{props.minor}", round(props.total_memory / 2**30, 1)))
+    return out
+
+
+def driver_version() -> str | None:
+    """The NVIDIA driver version from ``nvidia-smi``, or None (no tool, no GPU, or it failed)."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = out.stdout.strip().splitlines()
+    return lines[0].strip() if out.returncode == 0 and lines else None

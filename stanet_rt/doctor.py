@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-PACKAGES = ("numpy", "scipy", "h5py", "onnxscript", "typer", "rich", "tqdm", "pillow")  # distribution names
+PACKAGES = ("numpy", "scipy", "h5py", "onnxscript", "typer", "rich", "pillow")  # distribution names
 
 
 def collect() -> dict[str, Any]:
@@ -80,22 +80,11 @@ def _torch() -> dict[str, Any]:
 
 
 def _gpus() -> list[dict[str, Any]]:
-    import torch
+    from dataclasses import asdict
 
-    if not torch.cuda.is_available():
-        return []
-    gpus = []
-    for i in range(torch.cuda.device_count()):
-        props = torch.cuda.get_device_properties(i)
-        gpus.append(
-            {
-                "index": i,
-                "name": props.name,
-                "compute_capability": f"{props.major}.{props.minor}",
-                "memory_gib": round(props.total_memory / 2**30, 1),
-            }
-        )
-    return gpus
+    from stanet_rt.devices import gpus
+
+    return [asdict(g) for g in gpus()]
 
 
 def _onnx() -> dict[str, Any]:

@@ -1,5 +1,9 @@
-"""Progress of long commands (export, bench): a rich bar on a terminal, one plain line per step on stderr
+"""The one progress display (rich, on stderr; stdout stays clean for tables and JSON).
+
+:class:`Steps` for long commands (export, bench): a rich bar on a terminal, one plain line per step on stderr
 when stderr is a pipe or a file (a bar draws nothing there, and a piped ``export`` was silent for 40-50 s).
+:func:`track` wraps a loop and :class:`ProgressBar` is a bar advanced by hand with a status text (the
+running loss) and ``note`` lines above it, for training, data tools and evaluation; ``enabled=False``: nothing.
 
 Imports only the standard library and (lazily, on a terminal) rich.
 """
@@ -7,8 +11,11 @@ Imports only the standard library and (lazily, on a terminal) rich.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator
 from types import TracebackType
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
+
+T = TypeVar("T")
 
 
 def step_line(title: str, text: str, stream: TextIO | None = None) -> None:
@@ -60,3 +67,54 @@ class Steps:
                  tb: TracebackType | None) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+
+class ProgressBar:
+    """A transient progress bar of ``total`` steps (None: unknown) labelled ``desc``; also a context manager."""
+
+    def __init__(self, total: int | None, desc: str, enabled: bool = True) -> None:
+        self.desc = desc
+        self._bar: Any = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self._bar = Progress(*Progress.get_default_columns(), transient=True, console=Console(stderr=True))
+            self._task = self._bar.add_task(desc, total=total)
+            self._bar.start()
+
+    def advance(self, steps: int = 1, status: str | None = None) -> None:
+        """Move ``steps`` forward; ``status`` (e.g. ``"loss=0.1234"``) is shown after the label."""
+        if self._bar is not None:
+            description = self.desc if status is None else f"{self.desc} {status}"
+            self._bar.update(self._task, advance=steps, description=description)
+
+    def note(self, line: str) -> None:
+        """Print ``line`` above the bar (on stderr); printed plainly when the bar is disabled."""
+        if self._bar is not None:
+            self._bar.console.print(line, markup=False, highlight=False)
+        else:
+            import sys
+
+            print(line, file=sys.stderr)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def track(items: Iterable[T], desc: str, total: int | None = None, enabled: bool = True) -> Iterator[T]:
+    """Yield ``items`` while a bar counts them (``total`` defaults to ``len(items)`` where defined)."""
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    with ProgressBar(total, desc, enabled) as bar:
+        for item in items:
+            yield item
+            bar.advance()

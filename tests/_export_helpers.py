@@ -66,15 +66,19 @@ def exported(name: str) -> Exported:
     """The cached export of student ``name`` (FP16 graphs too for :data:`WITH_FP16`), without TensorRT."""
     folder = _ROOT / name
     model = lively_student(name)
-    report = export_model(model, folder, fp16=name in WITH_FP16, tensorrt=False, progress=False)
-    return Exported(folder, model, report, save_checkpoint(_ROOT / f"{name}.pt", model))
+    checkpoint = save_checkpoint(_ROOT / f"{name}.pt", model)
+    # from the checkpoint: the graphs carry its hash, so a copy of both serves the "exported beside" tests
+    report = export_model(checkpoint, folder, fp16=name in WITH_FP16, tensorrt=False, progress=False)
+    return Exported(folder, model, report, checkpoint)
 
 
-def copy_export(src: Exported, dst: Path) -> Path:
-    """Copy the ONNX graphs of ``src`` into ``dst`` (created); returns ``dst``."""
+def copy_export(src: Exported, dst: Path, stem: str | None = None) -> Path:
+    """Copy the ONNX graphs of ``src`` into ``dst`` (created), renamed to ``<stem>.<part>...onnx`` when
+    ``stem`` is given (what ``export_model(..., name=stem)`` writes); returns ``dst``."""
     dst.mkdir(parents=True, exist_ok=True)
     for path in src.folder.glob("*.onnx"):
-        shutil.copy2(path, dst / path.name)
+        name = path.name if stem is None else stem + path.name[len(src.name):]
+        shutil.copy2(path, dst / name)
     return dst
 
 

@@ -11,12 +11,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
 def _cuda_available() -> bool:
-    try:
-        import torch
+    from stanet_rt.devices import cuda_available
 
-        return torch.cuda.is_available()
-    except Exception:  # pragma: no cover - torch missing or broken
-        return False
+    return cuda_available()
 
 
 def pytest_configure(config: pytest.Config) -> None:

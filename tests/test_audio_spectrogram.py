@@ -100,11 +100,23 @@ def test_rejects_bad_shapes() -> None:
         log_spectrogram(torch.zeros(1, 100))
 
 
+INPUT_NAME = "waveforms"
+
+
 @pytest.fixture(scope="module")
 def onnx_path(tmp_path_factory: pytest.TempPathFactory):
-    from stanet_rt.audio.spectrogram_onnx import export_log_spectrogram_onnx
+    """The log-spectrogram alone through the project's one exporter (``export.onnx_export.export_part``)."""
+    import dataclasses
+    import json
 
-    return export_log_spectrogram_onnx(tmp_path_factory.mktemp("onnx") / "logspec.onnx")
+    from stanet_rt.export.onnx_export import PartSpec, export_part
+
+    from stanet_rt.config import AUDIO
+
+    spec = PartSpec("audio", LogSpectrogram(AUDIO), [INPUT_NAME], ["log_spectrogram"],
+                    (torch.zeros(2, AUDIO.window_samples),))
+    config_json = json.dumps(dataclasses.asdict(AUDIO), sort_keys=True)
+    return export_part(spec, tmp_path_factory.mktemp("onnx") / "logspec.onnx", config_json)
 
 
 @pytest.mark.slow
@@ -114,13 +126,11 @@ def test_onnx_export_matches_reference_on_onnxruntime(onnx_path) -> None:
     import onnx
     import onnxruntime as ort
 
-    from stanet_rt.audio.spectrogram_onnx import INPUT_NAME, METADATA_KEY
-
     model = onnx.load(onnx_path)
     ops = {n.op_type for n in model.graph.node}
     assert "Conv" in ops and not ops & {"STFT", "DFT"}
     meta = {p.key: p.value for p in model.metadata_props}
-    assert json.loads(meta[METADATA_KEY])["nperseg"] == 512
+    assert json.loads(meta["stanet_rt.config"])["nperseg"] == 512
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     sig = _signals()
     batch = np.stack(list(sig.values())).astype(np.float32)

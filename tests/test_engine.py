@@ -203,3 +203,21 @@ def test_adamw_keeps_weights_that_get_no_loss_gradient():
     preset = get_preset("synth-lite")
     trainers = [*preset.coarse.values(), *preset.fine.values(), *preset.plus.values(), preset.switch]
     assert {t.settings.optimizer for t in [*trainers, *preset.students.values()]} == {"adamw"}
+
+
+def test_progress_bar_shows_the_running_loss_on_stderr_only(tmp_path, capsys, monkeypatch):
+    import stanet_rt.training.engine as engine_module
+
+    statuses: list[str] = []
+    real = engine_module.ProgressBar
+
+    class Recording(real):
+        def advance(self, steps: int = 1, status: str | None = None) -> None:
+            statuses.append(status)
+            super().advance(steps, status)
+
+    monkeypatch.setattr(engine_module, "ProgressBar", Recording)
+    settings = TrainSettings(epochs=1, batch_size=4, lr=1e-2, optimizer="sgd", seed=5)
+    train(_model(), _Frames(), _step, settings, tmp_path / "run", name="s", progress=True, log=None)
+    assert len(statuses) == 2 and all(s.startswith("loss=") for s in statuses)
+    assert capsys.readouterr().out == ""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 
 import numpy as np
 import onnx
@@ -429,16 +430,12 @@ def test_auto_prefers_onnx_exported_beside_a_checkpoint_unless_stale(tmp_path, c
     import os
 
     from stanet_rt.engines.auto import open_student as open_student_auto
-    from stanet_rt.export.api import export_model
 
-    from stanet_rt.checkpoint import save_checkpoint
-    from stanet_rt.config import get_config
-    from stanet_rt.models.factory import build_model
-
-    torch.manual_seed(0)
-    ckpt = save_checkpoint(tmp_path / "lite.pt", build_model(get_config("tiny_lite")).eval())
+    exp = exported("tiny_lite")  # exported from its checkpoint: the graphs carry the checkpoint's hash
+    ckpt = tmp_path / "lite.pt"
+    shutil.copy2(exp.checkpoint, ckpt)
     assert open_student_auto(ckpt).backend == "torch"
-    export_model(ckpt, tmp_path, name="lite", tensorrt=False, progress=False)
+    copy_export(exp, tmp_path, stem="lite")  # = export_model(ckpt, tmp_path, name="lite")
     bundle = open_student_auto(ckpt)
     assert bundle.backend == "onnxruntime" and bundle.audio is not None
     assert open_student_auto(ckpt, backend="torch").backend == "torch"  # asked for explicitly

@@ -10,8 +10,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from _export_helpers import copy_export, exported
 from stanet_rt.engines.ort_backend import fallback_note, requested_providers
-from stanet_rt.export.api import export_model
 from stanet_rt.export.fp16 import initializer_dtypes
 from stanet_rt.export.onnx_export import read_metadata
 from stanet_rt.export.sidecar import Sidecar, engine_path, mismatch_reason, sha256_of
@@ -26,24 +26,12 @@ from stanet_rt.errors import InputError
 from stanet_rt.models.factory import build_model
 
 
-def spread_model(name: str):
-    """A tiny student whose heads use PyTorch's default init, so its maps have real variance (the
-    paper's N(0, 0.01) head init makes an untrained model's output nearly constant)."""
-    torch.manual_seed(0)
-    model = build_model(get_config(name))
-    for m in model.modules():
-        if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)):
-            m.reset_parameters()
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
-def sta_export(tmp_path_factory):
-    out = tmp_path_factory.mktemp("export")
-    model = spread_model("tiny_sta")
-    report = export_model(model, out, fp16=True, tensorrt=False, progress=False)
-    ckpt = save_checkpoint(out / "tiny_sta.pt", model)
-    return out, model, report, ckpt
+def sta_export():
+    """The shared tiny STA export of this test process (FP32 + FP16 graphs, ``_export_helpers``) as
+    (folder, model, report, checkpoint). Read-only: tests that add files work on a copy."""
+    exp = exported("tiny_sta")
+    return exp.folder, exp.model, exp.report, exp.checkpoint
 
 
 def test_export_writes_checked_graphs_with_metadata(sta_export) -> None:
@@ -135,7 +123,7 @@ def test_clear_errors(tmp_path, sta_export) -> None:
     with pytest.raises(InputError, match="bad.onnx: not a loadable ONNX model"):
         engines.open(bad)
     with pytest.raises(InputError, match="unknown model file type"):
-        engines.open(out / "tiny_sta.pt")
+        engines.open(sta_export[3])
     teacher = save_checkpoint(tmp_path / "teacher.pt", build_model(get_config("tiny_s")))
     with pytest.raises(InputError, match="not a student"):
         engines.open_student(teacher)
@@ -143,8 +131,8 @@ def test_clear_errors(tmp_path, sta_export) -> None:
         engines.open(out / "tiny_sta.head.onnx", backend="magic")
 
 
-def test_engine_without_matching_gpu_falls_back_to_onnx(sta_export, caplog) -> None:
-    out = sta_export[0]
+def test_engine_without_matching_gpu_falls_back_to_onnx(tmp_path, caplog) -> None:
+    out = copy_export(exported("tiny_sta"), tmp_path)
     fake = engine_path(out, "tiny_sta", "head", "NVIDIA H100", "11.4.0", "fp32")
     fake.write_bytes(b"not really an engine")
     Sidecar(sha256_of(out / "tiny_sta.head.onnx"), "tiny_sta.head.onnx", "11.4.0", "NVIDIA H100", "9.0", "fp32",
@@ -182,11 +170,15 @@ def test_provider_choice_and_fallback_detection() -> None:
 
 
 def test_other_students_export(tmp_path) -> None:
+    from stanet_rt.export.api import build_engines
+    from stanet_rt.export.onnx_export import part_specs
+
     for name in ("tiny_sta_plus", "tiny_lite"):
-        report = export_model(spread_model(name), tmp_path, tensorrt=True, progress=False)
-        assert report.passed, [r for r in report.parity if not r.passed]
-        assert any("TensorRT engines skipped" in m for m in report.messages)
-        bundle = engines.open_student(tmp_path / name, device="cpu")
+        exp = exported(name)
+        assert exp.report.passed, [r for r in exp.report.parity if not r.passed]
+        built, message = build_engines(exp.report.files, tmp_path / name, name, part_specs(exp.model))
+        assert built or "TensorRT engines skipped" in message
+        bundle = engines.open_student(exp.folder, device="cpu")
         assert bundle.config.name == name and bundle.audio is not None
 
 
@@ -207,11 +199,13 @@ def test_onnxruntime_cuda_provider_attached(sta_export) -> None:
 
 
 @pytest.mark.trt
-def test_tensorrt_build_and_run(sta_export) -> None:
+def test_tensorrt_build_and_run(sta_export, tmp_path) -> None:
     from stanet_rt.export.api import build_engines
     from stanet_rt.export.onnx_export import part_specs
 
-    out, model, report, _ = sta_export
-    built, _ = build_engines([p for p in report.files if ".fp16." in p.name], out, "tiny_sta", part_specs(model))
+    _, model, report, _ = sta_export
+    out = copy_export(exported("tiny_sta"), tmp_path)  # the engines go beside their graphs, not into the cache
+    built, _ = build_engines([out / p.name for p in report.files if ".fp16." in p.name], out, "tiny_sta",
+                             part_specs(model))
     eng = engines.open(built[-1])
     assert eng.info.backend == "tensorrt" and eng.info.precision == "fp16"

@@ -16,7 +16,7 @@ the canvas) and ``valid`` (T,) bool.
 
 Files are written to a temporary name and renamed, so a file that exists is complete.
 
-Imports numpy, h5py and ``training.{pseudo_gt,data.atomic}``; must not import torch or models.
+Imports numpy, h5py and ``training.pseudo_gt and stanet_rt.fileio``; must not import torch or models.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from typing import Any
 
 import h5py
 import numpy as np
-from stanet_rt.training.data.atomic import atomic_path
 from stanet_rt.training.pseudo_gt import BranchMaps
 
 from stanet_rt.errors import InputError
+from stanet_rt.fileio import atomic_path
 
 
 def to_uint8(cam: np.ndarray) -> np.ndarray:

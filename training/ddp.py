@@ -7,7 +7,7 @@
 * :func:`wrap_model` wraps in DistributedDataParallel only when the world is larger than 1.
 * :func:`make_sampler` is always a :class:`DistributedSampler` with explicit rank / world size (a
   world of 1 gets the same seeded shuffling), so a run's data order depends only on (seed, epoch).
-* :func:`barrier`, :func:`all_reduce_sum`, :func:`sync_buffers`, :func:`broadcast_object`: no-ops in a
+* :func:`barrier`, :func:`all_reduce_sum`, :func:`sync_buffers`: no-ops in a
   world of 1.
 * Rank 0 alone logs, writes checkpoints and shows progress (:attr:`DistInfo.is_main`).
 
@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset, DistributedSampler
+
+from stanet_rt.devices import cuda_available
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def init_distributed(device: str | None = None, backend: str | None = None) -> D
     world = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0)
     local_rank = _env_int("LOCAL_RANK", 0)
-    use_cuda = torch.cuda.is_available() if device is None else device.startswith("cuda")
+    use_cuda = cuda_available() if device is None else device.startswith("cuda")
     if use_cuda:
         torch.cuda.set_device(local_rank % max(1, torch.cuda.device_count()))
         dev = torch.device("cuda", torch.cuda.current_device())
@@ -131,11 +132,3 @@ def sync_buffers(model: nn.Module, info: DistInfo, src: int = 0) -> None:
     for buf in unwrap(model).buffers():
         dist.broadcast(buf.data, src=src)
 
-
-def broadcast_object(obj: Any, info: DistInfo, src: int = 0) -> Any:
-    """Rank ``src``'s picklable ``obj`` on every rank."""
-    if not info.distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]

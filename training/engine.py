@@ -12,14 +12,14 @@ device); :func:`train` does the rest:
 * data: a seeded :class:`DistributedSampler` (``training.ddp``) for any world size, so the order of an
   epoch depends only on (seed, epoch) and a resumed run sees the same batches;
 * log (rank 0): ``<run_dir>/log.jsonl`` and ``log.csv`` with epoch, loss, accuracy, seconds, lr and the
-  validation numbers; tqdm progress per epoch;
+  validation numbers; a progress bar per epoch (``stanet_rt.progress``);
 * checkpoint (rank 0) after every epoch: ``<run_dir>/checkpoint.pt`` (``stanet_rt.checkpoint``: config +
   state dict; ``meta`` holds the completed epoch count, optimiser state, RNG states, settings and a
   ``complete`` flag), written atomically. ``resume=True`` continues from it and ends with the same
   weights as an uninterrupted run (a test pins this).
 
-Imports torch, tqdm, ``stanet_rt.checkpoint``, ``stanet_rt.models.blocks.param_groups``, ``training.ddp``
-and ``training.data.atomic`` (atomic log writes); must not import stages or datasets.
+Imports torch, ``stanet_rt.progress``, ``stanet_rt.checkpoint``, ``stanet_rt.models.blocks.param_groups``,
+``training.ddp`` and ``stanet_rt.fileio`` (atomic log writes); must not import stages or datasets.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from stanet_rt.checkpoint import read_checkpoint, save_checkpoint
 from stanet_rt.errors import InputError
+from stanet_rt.progress import ProgressBar
 
 CHECKPOINT = "checkpoint.pt"
 LOG_JSONL = "log.jsonl"
@@ -226,7 +227,7 @@ def _to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]
 
 
 def _write_logs(run_dir: Path, history: list[dict[str, Any]]) -> None:
-    from stanet_rt.training.data.atomic import write_text
+    from stanet_rt.fileio import write_text
 
     write_text(run_dir / LOG_JSONL, "".join(json.dumps(r, sort_keys=True) + "\n" for r in history))
     keys: list[str] = []
@@ -324,12 +325,7 @@ def train(
         steps = len(loader)
         if settings.steps_per_epoch is not None:
             steps = min(steps, settings.steps_per_epoch)
-        bar = None
-        if progress and info.is_main:
-            from tqdm import tqdm
-
-            desc = f"{name} {epoch + 1}/{settings.epochs}"
-            bar = tqdm(total=steps, desc=desc, leave=False, mininterval=2.0)
+        bar = ProgressBar(steps, f"{name} {epoch + 1}/{settings.epochs}", enabled=progress and info.is_main)
         for i, batch in enumerate(loader):
             if i >= steps:
                 break
@@ -346,11 +342,8 @@ def train(
             if out.correct is not None:
                 totals[2] += float(out.correct)
                 totals[3] += out.count
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{totals[0] / totals[1]:.4f}", refresh=False)
-        if bar is not None:
-            bar.close()
+            bar.advance(status=f"loss={totals[0] / totals[1]:.4f}")
+        bar.close()
         totals = all_reduce_sum(totals, info)
         sync_buffers(net, info)
         record: dict[str, Any] = {

@@ -31,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
-from stanet_rt.training.data.atomic import write_text
 from stanet_rt.training.data.pseudo_gt import write_pseudo_gt
+
+from stanet_rt.fileio import write_text
 
 FUSION_EPS = 1e-4  # the Matlab scripts' "+ 1e-4" in numerator and denominator
 BOX_FACTOR = 2.0  # box = pixels where F > 2 * mean(F)

@@ -39,7 +39,6 @@ import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
-from stanet_rt.training.data.atomic import write_text
 from stanet_rt.training.data.pseudo_gt import available_frames, pseudo_gt_path, read_pseudo_gt
 from stanet_rt.training.data.records import VideoRecord
 from stanet_rt.training.pseudo_gt import fuse_video
@@ -56,6 +55,7 @@ from stanet_rt.training.stages.students import (
 from stanet_rt.errors import InputError
 from stanet_rt.eval.baselines import centre_bias, motion_map, saturation_map
 from stanet_rt.eval.evaluate import evaluate_maps
+from stanet_rt.fileio import atomic_path, write_text
 
 METRICS = ("CC", "NSS", "AUC_J", "SIM")
 SUBSETS = ("all", "distractor", "distractor_events")
@@ -529,11 +529,9 @@ def figure(examples: dict[str, Any], path: Path, n_frames: int = 4) -> Path | No
         axes[i, 0].set_ylabel(f"t={t}", fontsize=7)
     fig.suptitle(f"{examples['video']} (test split)", fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path) as tmp:  # keeps the .png suffix: savefig picks the format from it
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 

@@ -19,13 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from stanet_rt.training.data.atomic import write_text
 from stanet_rt.training.ddp import barrier, init_distributed
 from stanet_rt.training.presets import Preset, get_preset
 from stanet_rt.training.stages import STAGES, stage_function
 from stanet_rt.training.stages.common import StageContext
 
 from stanet_rt.errors import InputError
+from stanet_rt.fileio import write_text
 
 STAGE_ORDER = tuple(STAGES)
 COMMANDS = (*STAGE_ORDER, "all", "report")
@@ -181,8 +181,7 @@ def install_defaults(ctx: StageContext, assets: Path | None = None) -> list[Path
     replace is removed (the runtime fuses every default it finds). Returns the files written."""
     import shutil
 
-    from stanet_rt.training.data.atomic import atomic_path
-
+    from stanet_rt.fileio import atomic_path
     from stanet_rt.models.default import ASSETS
 
     assets = Path(assets) if assets is not None else ASSETS

@@ -17,9 +17,6 @@ pipeline or cli.
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +29,7 @@ from stanet_rt.audio.io import AudioTrack, VideoInfo, read_audio, read_video_inf
 from stanet_rt.audio.spectrogram import reference_log_spectrogram
 from stanet_rt.config import AUDIO, AudioConfig
 from stanet_rt.errors import InputError
+from stanet_rt.fileio import atomic_dir, atomic_path
 
 Layout = Literal["h5", "stanet"]
 AlignmentName = Literal["start", "end"]
@@ -246,31 +244,24 @@ def _write_h5(plan: FeaturePlan, blocks: Iterable[np.ndarray], out: Path) -> Pat
     import h5py
 
     cfg = plan.config
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(out)
-    try:
-        with h5py.File(tmp, "w") as f:
-            dset = f.create_dataset(
-                "features",
-                shape=(plan.n_frames, cfg.n_freq, cfg.n_time),
-                dtype="float32",
-                chunks=(1, cfg.n_freq, cfg.n_time),
-            )
-            _fill(plan, blocks, lambda lo, block: dset.__setitem__(slice(lo, lo + len(block)), block))
-            f.create_dataset("timestamps", data=plan.timestamps.astype(np.float64))
-            f.create_dataset("sample_ranges", data=plan.ranges.astype(np.int64))
-            f.attrs.update(
-                fps=plan.fps,
-                sample_rate=cfg.sample_rate,
-                alignment=plan.alignment,
-                n_frames=plan.n_frames,
-                source=plan.source.name,
-                window_samples=cfg.window_samples,
-            )
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        dset = f.create_dataset(
+            "features",
+            shape=(plan.n_frames, cfg.n_freq, cfg.n_time),
+            dtype="float32",
+            chunks=(1, cfg.n_freq, cfg.n_time),
+        )
+        _fill(plan, blocks, lambda lo, block: dset.__setitem__(slice(lo, lo + len(block)), block))
+        f.create_dataset("timestamps", data=plan.timestamps.astype(np.float64))
+        f.create_dataset("sample_ranges", data=plan.ranges.astype(np.int64))
+        f.attrs.update(
+            fps=plan.fps,
+            sample_rate=cfg.sample_rate,
+            alignment=plan.alignment,
+            n_frames=plan.n_frames,
+            source=plan.source.name,
+            window_samples=cfg.window_samples,
+        )
     return out
 
 
@@ -279,10 +270,7 @@ def _write_stanet(plan: FeaturePlan, blocks: Iterable[np.ndarray], out: Path) ->
 
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a directory (the stanet layout writes a folder)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(out)
-    tmp.mkdir()
-    try:
+    with atomic_dir(out) as tmp:
 
         def put(lo: int, block: np.ndarray) -> None:
             for i, frame in enumerate(block, start=lo):
@@ -290,10 +278,6 @@ def _write_stanet(plan: FeaturePlan, blocks: Iterable[np.ndarray], out: Path) ->
                     f.create_dataset("dataset", data=frame.astype(np.float32))
 
         _fill(plan, blocks, put)
-        _replace_dir(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out
 
 
@@ -305,24 +289,6 @@ def _fill(plan: FeaturePlan, blocks: Iterable[np.ndarray], put: Callable[[int, n
         lo += len(block)
     if lo != plan.n_frames:
         raise ValueError(f"{plan.source}: got features for {lo} frames, expected {plan.n_frames}")
-
-
-def _replace_dir(new: Path, out: Path) -> None:
-    """Move the finished folder ``new`` to ``out``, replacing an earlier ``out`` only once ``new`` is
-    complete."""
-    if not out.exists():
-        os.replace(new, out)
-        return
-    old = _temp_name(out, ".old")
-    os.replace(out, old)
-    os.replace(new, out)
-    shutil.rmtree(old)
-
-
-def _temp_name(out: Path, suffix: str = ".tmp") -> Path:
-    """A hidden sibling of ``out`` (same file system, so ``os.replace`` is atomic). Created by the caller
-    with the default permissions (``mkstemp`` would make it private)."""
-    return out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}{suffix}"
 
 
 # -------------------------------------------------------------------------------------------------

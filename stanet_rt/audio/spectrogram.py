@@ -4,9 +4,9 @@ One definition of the maths, :class:`LogSpectrogram`: the scipy ``spectrogram`` 
 (Tukey(0.25) periodic window, constant detrend, one-sided, density scaling), then log(S + 1e-7) and a
 z-normalisation over the whole (257 x 48) matrix. The DFT is a ``conv1d`` with fixed cos/sin kernels
 that have the window and the detrend folded in, so the same module runs batched on CPU and CUDA and
-exports to ONNX as plain Conv/Mul/Add/Log ops (see ``spectrogram_onnx.py``). ``log_spectrogram`` is
-the functional entry point; ``reference_log_spectrogram`` is the numpy/scipy reference used by the
-tests and by ``stanet-rt audio-features --check``.
+exports to ONNX as plain Conv/Mul/Add/Log ops (inside the students' audio graph, ``export.onnx_export``).
+``log_spectrogram`` is the functional entry point; ``reference_log_spectrogram`` is the numpy/scipy
+reference used by the tests and by ``stanet-rt audio-features --check``.
 
 Imports torch, numpy, scipy and ``stanet_rt.config`` only; must not import models, pipeline or cli.
 """

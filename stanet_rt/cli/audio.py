@@ -76,14 +76,14 @@ def audio_features(
     )
     try:
         if input.is_dir():
-            from tqdm import tqdm
+            from stanet_rt.progress import ProgressBar
 
-            with tqdm(total=len(find_media(input)), desc="audio features", unit="file", leave=False) as bar:
+            with ProgressBar(len(find_media(input)), "audio features") as bar:
 
                 def done(path: Path, outcome: object) -> None:
-                    bar.update(1)
+                    bar.advance()
                     if isinstance(outcome, StanetError):
-                        bar.write(f"error: {outcome}")
+                        bar.note(f"error: {outcome}")
 
                 results, failures = extract_folder(input, output, layout.value, on_done=done, **options)
         else:

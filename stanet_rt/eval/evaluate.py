@@ -28,6 +28,7 @@ from stanet_rt.eval.baselines import centre_bias
 from stanet_rt.eval.datasets import VideoGroundTruth, fold_list_path, read_fold_list
 from stanet_rt.eval.postprocess import imresize, postprocess_map
 from stanet_rt.eval.predictions import video_predictions
+from stanet_rt.progress import track
 
 REPORTED = ("CC", "NSS", "AUC_J", "sAUC", "SIM", "KLD")
 
@@ -206,21 +207,8 @@ def evaluate(pred: Path | None, data_root: Path, dataset: str, splits: Iterable[
         for entry in read_fold_list(fold_list_path(Path(data_root), dataset, split)):
             jobs.append((split, entry))
     report.entries = len(jobs)
-    bar = None
-    if progress:
-        from rich.progress import Progress
-
-        bar = Progress(transient=True)
-        bar.start()
-        task = bar.add_task(f"evaluating {dataset}", total=len(jobs))
-    try:
-        for split, entry in jobs:
-            _evaluate_video(report, pred, Path(data_root), dataset, split, entry, baseline, seed, split_pred_dirs)
-            if bar is not None:
-                bar.advance(task)
-    finally:
-        if bar is not None:
-            bar.stop()
+    for split, entry in track(jobs, f"evaluating {dataset}", enabled=progress):
+        _evaluate_video(report, pred, Path(data_root), dataset, split, entry, baseline, seed, split_pred_dirs)
     return report
 
 

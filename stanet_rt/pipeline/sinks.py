@@ -11,7 +11,6 @@ Imports numpy, av, h5py (cv2 lazily for the preview).
 from __future__ import annotations
 
 import json
-import os
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +20,7 @@ import h5py
 import numpy as np
 
 from stanet_rt.errors import InputError
+from stanet_rt.fileio import atomic_path
 
 # A compact "inferno"-like colormap (256 x 3 uint8) from a few anchors, so no matplotlib at runtime.
 _ANCHORS = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21],
@@ -169,12 +169,11 @@ class OverlaySink:
         finally:
             self.container.close()
         if self.audio_from is not None and self.frames:
-            tmp = self.path.with_name(f".{self.path.name}.mux{self.path.suffix or '.mp4'}")
             try:
-                _mux_audio(self.path, self.audio_from, tmp)
-                os.replace(tmp, self.path)
+                with atomic_path(self.path) as tmp:
+                    _mux_audio(self.path, self.audio_from, tmp)
             except (av.error.FFmpegError, OSError, ValueError):
-                tmp.unlink(missing_ok=True)  # keep the video without audio rather than lose it
+                pass  # keep the video without audio rather than lose it (the temp file is gone)
 
 
 def _mux_audio(video: Path, audio_source: Path, out: Path) -> None:

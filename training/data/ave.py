@@ -21,10 +21,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from stanet_rt.training.data.atomic import write_text
 from stanet_rt.training.data.records import ClassIndex, VideoRecord, event_labels
 
 from stanet_rt.errors import InputError
+from stanet_rt.fileio import write_text
 
 HEADER = "Category&VideoID&Quality&StartTime&EndTime"
 ANNOTATIONS = "Annotations.txt"

@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from stanet_rt.training.data.atomic import save_npy
 from stanet_rt.training.data.records import VideoRecord
 
 from stanet_rt.config import AUDIO, AudioConfig
 from stanet_rt.errors import InputError
+from stanet_rt.fileio import save_npy
+from stanet_rt.progress import track
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _NUMBER = re.compile(r"(\d+)(?!.*\d)")
@@ -194,12 +195,7 @@ class MediaStore:
 
     def prepare(self, audio: bool = True, progress: bool = False) -> None:
         """Fill the disk cache for every video (before starting DataLoader workers)."""
-        items: Iterator[int] | range = range(len(self.records))
-        if progress:
-            from tqdm import tqdm
-
-            items = tqdm(items, desc="caching", unit="video")
-        for v in items:
+        for v in track(range(len(self.records)), "caching videos", enabled=progress):
             self.frames(v)
             if audio:
                 self.spectrograms(v)

@@ -5,7 +5,7 @@
 the index is 5 digits so no video overflows it). The pseudo-GT writer and ``StudentDataset`` both go
 through these functions, so the layout is defined once.
 
-Imports numpy, pillow and ``training.data.atomic`` only.
+Imports numpy, pillow and ``stanet_rt.fileio`` only.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from stanet_rt.training.data.atomic import atomic_path
 
 from stanet_rt.errors import InputError
+from stanet_rt.fileio import atomic_path
 
 SUFFIX = ".png"
 

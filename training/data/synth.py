@@ -39,7 +39,6 @@ from typing import Any
 
 import numpy as np
 from stanet_rt.training.data import synth_io
-from stanet_rt.training.data.atomic import write_text
 from stanet_rt.training.data.ave import ANNOTATIONS, SPLIT_FILES, AnnotationRow, write_annotations
 from stanet_rt.training.data.records import event_labels
 from stanet_rt.training.data.synth_audio import background as background_noise
@@ -57,6 +56,8 @@ from stanet_rt.training.data.synth_scene import (
 )
 
 from stanet_rt.errors import InputError
+from stanet_rt.fileio import write_text
+from stanet_rt.progress import track
 
 STAVIS_DB = "SYNTH"
 SPLITS = ("train", "val", "test")
@@ -281,11 +282,7 @@ def generate_synth(
     }
     write_text(out / SETTINGS, json.dumps(settings, indent=1, sort_keys=True) + "\n")
     done: list[Clip] = []
-    indices: Any = range(n_videos)
-    if progress:
-        from tqdm import tqdm
-
-        indices = tqdm(indices, desc="synth", unit="video")
+    indices = track(range(n_videos), "synth videos", enabled=progress)
     try:
         for i in indices:
             clip = make_clip(config, seed, i, splits[i])

@@ -11,7 +11,7 @@ never leaves a half-written output.
   ``annotations/<DB>/<v>/fixMap_%05d.mat`` (``eyeMap``, uint8 binary) and ``maps/eyeMap_%05d.jpg``
   (density x 255), frames 1-based as in STAViS.
 
-Imports numpy, av, h5py, scipy, pillow and ``training.data.atomic``.
+Imports numpy, av, h5py, scipy, pillow and ``stanet_rt.fileio``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from stanet_rt.training.data.atomic import atomic_dir, atomic_path
+
+from stanet_rt.fileio import atomic_dir, atomic_path
 
 AUDIO_CODECS = ("aac", "libopus", "libmp3lame")
 

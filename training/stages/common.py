@@ -41,6 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from stanet_rt.config import AUDIO, ModelConfig
 from stanet_rt.errors import InputError
+from stanet_rt.progress import track
 
 SPLITS = ("train", "val", "test")
 
@@ -247,11 +248,7 @@ def export_cams(
     probs = {r.video_id: np.zeros(r.n_frames, np.float32) for r in records}
     valid = {r.video_id: np.zeros(r.n_frames, bool) for r in records}
     batches: Any = loader(dataset, batch)
-    if progress:
-        from tqdm import tqdm
-
-        batches = tqdm(batches, desc=desc, leave=False, mininterval=2.0)
-    for b in batches:
+    for b in track(batches, desc, enabled=progress):
         out = teacher_forward(model, b)
         logits = model.anchor_logits(out)
         cls = b["class_index"]

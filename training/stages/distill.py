@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stanet_rt.training.data.atomic import write_text
 from stanet_rt.training.data.pseudo_gt import available_frames, pseudo_gt_path, read_pseudo_gt, write_pseudo_gt
 from stanet_rt.training.ddp import barrier
 from stanet_rt.training.pseudo_gt import resize_bilinear
@@ -37,6 +36,7 @@ from stanet_rt.training.stages.students import (
 )
 
 from stanet_rt.errors import InputError
+from stanet_rt.fileio import write_text
 
 STAGE = "distill"
 NAME = "lite"

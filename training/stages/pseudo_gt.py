@@ -10,7 +10,7 @@ the one that sounds); videos without a waveform keep the fused map. Output (repl
 whole): ``pseudo_gt/<video_id>/<frame:05d>.png`` (8-bit), ``pseudo_gt/probabilities.csv`` (the
 per-branch probabilities each map used) and ``pseudo_gt/complete.json`` (counts).
 
-Imports ``training.{av_sync,cams,pseudo_gt,data.atomic,stages.common}``.
+Imports ``training.{av_sync,cams,pseudo_gt,stages.common} and stanet_rt.fileio``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from collections.abc import Callable
 import numpy as np
 from stanet_rt.training.av_sync import SyncSettings, apply_sync, frame_loudness, sync_maps
 from stanet_rt.training.cams import CamFile
-from stanet_rt.training.data.atomic import atomic_dir, write_text
 from stanet_rt.training.ddp import barrier
 from stanet_rt.training.pseudo_gt import BranchMaps, ProbabilityTable, write_video_pseudo_gt
 from stanet_rt.training.stages.common import StageContext
+
+from stanet_rt.fileio import atomic_dir, write_text
 
 MARKER = "complete.json"
 TABLE = "probabilities.csv"
