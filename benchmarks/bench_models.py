@@ -98,9 +98,8 @@ def why_skipped(backend: str, precision: str) -> str | None:
 
 def engines_for(model: Any, backend: str, precision: str, workdir: Path) -> dict[str, Any]:
     """The part engines (audio, encoder, head) of ``model`` on ``backend`` at ``precision``."""
-    from stanet_rt.export.onnx_export import part_path
-
     from stanet_rt import engines
+    from stanet_rt.artifacts import part_path
 
     cuda = torch.cuda.is_available()
     if backend in ("torch", "torch-compile"):

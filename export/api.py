@@ -11,10 +11,12 @@ from pathlib import Path
 
 import onnx
 from stanet_rt.export.fp16 import to_fp16
-from stanet_rt.export.onnx_export import DEFAULT_OPSET, export_part, part_path, part_specs, save_atomic, set_metadata
+from stanet_rt.export.onnx_export import DEFAULT_OPSET, export_part, save_atomic, set_metadata
 from stanet_rt.export.parity import ParityResult, check_part, real_inputs
 
+from stanet_rt.artifacts import META_SOURCE_SHA256, parse_onnx_name, part_path, sha256_of
 from stanet_rt.errors import InputError
+from stanet_rt.models.parts import part_specs
 from stanet_rt.models.student_base import StudentModel
 
 
@@ -65,9 +67,7 @@ def export_model(model: str | Path | StudentModel, out_dir: str | Path, fp16: bo
     config_json = net.config.to_json()
     extra = {}
     if source.startswith("checkpoint"):  # lets engines.auto tell an export of this exact file from a stale one
-        from stanet_rt.export.sidecar import sha256_of
-
-        extra["stanet_rt.source_sha256"] = sha256_of(Path(model))
+        extra[META_SOURCE_SHA256] = sha256_of(Path(model))
     specs = part_specs(net)
     precisions = ["fp32", "fp16"] if fp16 else ["fp32"]
     from rich.progress import Progress
@@ -110,7 +110,7 @@ def build_engines(files: list[Path], out_dir: Path, name: str, specs: list) -> t
     engines = []
     cache = out_dir / "timing.cache"
     for path in files:
-        part = path.name.split(".")[1]
-        precision = "fp16" if ".fp16." in path.name else "fp32"
-        engines.append(build_engine(path, out_dir, name, part, precision, shapes[part], timing_cache=cache).engine)
+        parsed = parse_onnx_name(path)
+        engines.append(build_engine(path, out_dir, name, parsed.part, parsed.precision, shapes[parsed.part],
+                                    timing_cache=cache).engine)
     return engines, f"built {len(engines)} TensorRT engines"

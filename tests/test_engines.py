@@ -24,14 +24,14 @@ from _export_helpers import copy_export, exported, lively_student, torch_outputs
 from onnx import TensorProto, helper
 from stanet_rt.engines.base import EngineInfo
 from stanet_rt.engines.ort_backend import OrtEngine, fallback_note, requested_providers
-from stanet_rt.export.onnx_export import part_specs
-from stanet_rt.export.sidecar import Sidecar, engine_path, sha256_of
 
 from stanet_rt import engines
+from stanet_rt.artifacts import Sidecar, engine_path, sha256_of
 from stanet_rt.checkpoint import save_checkpoint
 from stanet_rt.config import get_config
 from stanet_rt.errors import InputError
 from stanet_rt.models.factory import build_model
+from stanet_rt.models.parts import part_specs
 
 H100 = ("NVIDIA H100 80GB HBM3", "9.0", "11.4.0")  # (GPU name, compute capability, TensorRT version)
 

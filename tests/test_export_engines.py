@@ -13,12 +13,11 @@ import torch
 from stanet_rt.engines.ort_backend import fallback_note, requested_providers
 from stanet_rt.export.api import export_model
 from stanet_rt.export.fp16 import initializer_dtypes
-from stanet_rt.export.onnx_export import read_metadata
-from stanet_rt.export.sidecar import Sidecar, engine_path, mismatch_reason, sha256_of
 from stanet_rt.export.tensorrt_build import PrecisionMismatch, verify_precision
 from typer.testing import CliRunner
 
 from stanet_rt import engines
+from stanet_rt.artifacts import Sidecar, engine_path, mismatch_reason, read_metadata, sha256_of
 from stanet_rt.checkpoint import save_checkpoint
 from stanet_rt.cli import app
 from stanet_rt.config import get_config
@@ -209,7 +208,8 @@ def test_onnxruntime_cuda_provider_attached(sta_export) -> None:
 @pytest.mark.trt
 def test_tensorrt_build_and_run(sta_export) -> None:
     from stanet_rt.export.api import build_engines
-    from stanet_rt.export.onnx_export import part_specs
+
+    from stanet_rt.models.parts import part_specs
 
     out, model, report, _ = sta_export
     built, _ = build_engines([p for p in report.files if ".fp16." in p.name], out, "tiny_sta", part_specs(model))
