@@ -19,12 +19,12 @@ from stanet_rt.artifacts import (
     META_SOURCE_SHA256,
     Sidecar,
     engines_of,
-    export_prefix,
     mismatch_reason,
     onnx_beside,
     prefix_file,
     read_metadata,
     sha256_of,
+    student_prefix,
 )
 from stanet_rt.config import ModelConfig
 from stanet_rt.errors import InputError
@@ -181,23 +181,6 @@ def exported_beside(checkpoint: Path) -> Path | None:
     return prefix
 
 
-def student_prefix(path: str | Path) -> Path:
-    """The ``<dir>/<name>`` prefix of an export given as a folder (exactly one ``*.head.onnx`` in it), a
-    prefix, or any one of its graph / engine files."""
-    path = Path(path)
-    if path.is_dir():
-        heads = sorted(p for p in path.glob("*.head.onnx"))
-        if len(heads) != 1:
-            raise InputError(f"{path}: expected exactly one <name>.head.onnx in the folder, found {len(heads)}")
-        return export_prefix(heads[0])
-    if path.suffix in (".onnx", ".engine"):
-        try:
-            return export_prefix(path)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-    return path
-
-
 def open_student(path: str | Path, backend: str = "auto", device: str | None = None,
                  precision: str = "auto") -> StudentEngines:
     """A checkpoint (``.pt``: torch backend), an export folder, a ``<dir>/<name>`` prefix of ONNX / engine
@@ -264,16 +247,26 @@ def open_student(path: str | Path, backend: str = "auto", device: str | None = N
 
 def _open_checkpoint(path: Path, device: str, precision: str) -> StudentEngines:
     """A student checkpoint through the torch backend (``auto`` precision: FP32)."""
+    from stanet_rt.checkpoint import load_checkpoint
+
+    model, _, _ = load_checkpoint(path)
+    return student_engines_of_module(model, device, precision, str(path))
+
+
+def student_engines_of_module(model: object, device: str | None = "auto", precision: str = "auto",
+                              source: str = "model") -> StudentEngines:
+    """A student torch module's parts through the torch backend (on a copy of it); ``source`` names it in
+    errors. ``device`` auto: CUDA when there is a GPU; ``precision`` auto: FP32, fp16 needs CUDA."""
     from stanet_rt.engines.torch_backend import torch_engines
 
-    from stanet_rt.checkpoint import load_checkpoint
     from stanet_rt.models.student_base import StudentModel
 
-    model, config, _ = load_checkpoint(path)
     if not isinstance(model, StudentModel):
-        raise InputError(f"{path}: a {config.arch} checkpoint is not a student (STA / STA+ / stanet_lite)")
+        arch = getattr(getattr(model, "config", None), "arch", type(model).__name__)
+        raise InputError(f"{source}: a {arch} model is not a student (STA / STA+ / stanet_lite)")
+    device = _device(device)
     dev = device if device != "auto" else ("cuda" if _gpu_and_trt()[0] else "cpu")
     if precision == "fp16" and not dev.startswith("cuda"):
-        raise InputError(f"{path}: fp16 with the torch backend needs a CUDA device (this run is on {dev})")
+        raise InputError(f"{source}: fp16 with the torch backend needs a CUDA device (this run is on {dev})")
     parts = torch_engines(model, dev, "fp32" if precision == "auto" else precision)
-    return StudentEngines(config, parts["encoder"], parts["head"], parts.get("audio"))
+    return StudentEngines(model.config, parts["encoder"], parts["head"], parts.get("audio"))

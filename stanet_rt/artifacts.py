@@ -87,6 +87,25 @@ def export_prefix(path: str | Path) -> Path:
     return path.parent / parsed.name
 
 
+def student_prefix(path: str | Path) -> Path:
+    """The ``<dir>/<name>`` prefix of an export given as a folder (exactly one ``*.head.onnx`` in it), as
+    a prefix, or as any one of its graph / engine files. InputError naming the path otherwise."""
+    from stanet_rt.errors import InputError
+
+    path = Path(path)
+    if path.is_dir():
+        heads = sorted(path.glob("*.head.onnx"))
+        if len(heads) != 1:
+            raise InputError(f"{path}: expected exactly one <name>.head.onnx in the folder, found {len(heads)}")
+        return export_prefix(heads[0])
+    if path.suffix in (".onnx", ".engine"):
+        try:
+            return export_prefix(path)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+    return path
+
+
 def prefix_file(prefix: str | Path, part: str, precision: str = "fp32") -> Path:
     """The ONNX graph ``part`` of the export at ``prefix`` (``<dir>/<name>``)."""
     prefix = Path(prefix)

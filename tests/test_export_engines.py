@@ -200,6 +200,7 @@ def test_cli_export_check_only_and_errors(sta_export, tmp_path) -> None:
 
 
 @pytest.mark.gpu
+@pytest.mark.ort_cuda
 def test_onnxruntime_cuda_provider_attached(sta_export) -> None:
     eng = engines.open(sta_export[0] / "tiny_sta.encoder.onnx", device="cuda")
     assert eng.info.providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider"), eng.info.notes
