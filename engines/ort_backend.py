@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from stanet_rt.engines.base import Engine, EngineInfo, TensorSpec
 
+from stanet_rt.artifacts import verify_onnx_weights
 from stanet_rt.errors import InputError
 
 log = logging.getLogger("stanet_rt.engines")
@@ -78,6 +79,7 @@ class OrtEngine(Engine):
         attached = self.session.get_providers()
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata = dict(meta)
+        verify_onnx_weights(path, self.metadata)
         notes = []
         note = missing_gpu_note(device, requested) or (fallback_note(requested, attached) if device != "cpu" else None)
         if note:

@@ -231,3 +231,18 @@ def onnx_weights_sha256(model: object) -> str:
         h.update(f"|{init.data_type}|{','.join(map(str, init.dims))}|".encode())
         h.update(init.raw_data if init.raw_data else init.SerializeToString())
     return h.hexdigest()
+
+
+def verify_onnx_weights(path: str | Path, metadata: dict[str, str]) -> None:
+    """Check an ONNX graph's weights against the hash its metadata records (:data:`META_WEIGHTS_SHA256`);
+    graphs written before the hash existed (no entry) pass. Raises ``WeightsError`` naming the file."""
+    expected = metadata.get(META_WEIGHTS_SHA256)
+    if not expected:
+        return
+    import onnx
+
+    from stanet_rt.errors import WeightsError
+
+    if onnx_weights_sha256(onnx.load(str(path), load_external_data=True)) != expected:
+        raise WeightsError(f"{path}: the weights do not match the hash recorded at export (corrupted or edited "
+                           "file; re-export it)")
