@@ -91,3 +91,23 @@ def test_export_without_a_model_exports_the_default(monkeypatch, tmp_path) -> No
     net, source = api.load_student(None)
     assert net.config == load_config(None)[0] and source.startswith("default model, checkpoint")
     assert Path(source.split()[-1]) == default_model_paths()[0]
+
+
+def test_install_default_goes_to_the_user_folder_not_the_package(tmp_path, monkeypatch) -> None:
+    """Issue 14.1: ``train ... --install-default`` installs into ``$STANET_RT_HOME/models`` (never the
+    installed package), and ``default`` then resolves to it."""
+    from types import SimpleNamespace
+
+    from stanet_rt.training import run_all
+
+    monkeypatch.setenv("STANET_RT_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(run_all, "default_sources", lambda ctx: {"default.pt": exported("tiny_lite").checkpoint})
+    before = {p.name: p.stat().st_mtime_ns for p in ASSETS.iterdir()}
+    logs: list[str] = []
+    written = run_all.install_defaults(SimpleNamespace(log=logs.append, out=tmp_path))
+    home = tmp_path / "home" / "models"
+    assert written[0] == home / "default.pt" and all(p.parent == home for p in written)
+    assert {p.name: p.stat().st_mtime_ns for p in ASSETS.iterdir()} == before
+    ref = resolve_model(None)
+    assert ref.target == home / "default.pt" and ref.default
+    assert open_model(None, device="cpu").backend == "onnxruntime"  # its ONNX was exported beside it
