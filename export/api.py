@@ -41,8 +41,9 @@ def load_student(model: str | Path | StudentModel | None) -> tuple[StudentModel,
 
     net, ref = load_torch_model(model)
     if not isinstance(net, StudentModel):
-        raise InputError(f"{ref.given}: a {net.config.arch} model is not a student; only STA / STA+ / stanet_lite "
-                         "export")
+        cfg = net.config
+        what = f"config {cfg.name} ({cfg.arch})" if ref.kind == "config" else f"a {cfg.arch} checkpoint"
+        raise InputError(f"{ref.given}: {what} is not a student; only STA / STA+ / stanet_lite export")
     return net, ref.describe()
 
 
