@@ -263,7 +263,8 @@ def student_engines_of_module(model: object, device: str | None = "auto", precis
 
     if not isinstance(model, StudentModel):
         arch = getattr(getattr(model, "config", None), "arch", type(model).__name__)
-        raise InputError(f"{source}: a {arch} model is not a student (STA / STA+ / stanet_lite)")
+        what = "checkpoint" if source.endswith((".pt", ".pth")) else "model"
+        raise InputError(f"{source}: a {arch} {what} is not a student (STA / STA+ / stanet_lite)")
     device = _device(device)
     dev = device if device != "auto" else ("cuda" if _gpu_and_trt()[0] else "cpu")
     if precision == "fp16" and not dev.startswith("cuda"):
