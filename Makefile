@@ -28,9 +28,10 @@ demo: setup
 	$(BIN)/stanet-rt demo
 
 # The default model: the weakly supervised pipeline end to end on the synthetic set (synth-lite preset,
-# < 30 min on a 2-core CPU), its report in benchmarks/results/, its students installed in stanet_rt/assets/.
+# < 30 min on a 2-core CPU), its report in benchmarks/results/, its students installed in stanet_rt/assets/
+# (the shipped default; without --install-dir, --install-default installs into the user's data folder).
 default-model: setup
-	$(BIN)/stanet-rt train all --preset synth-lite --out runs/synth-lite --results benchmarks/results --install-default
+	$(BIN)/stanet-rt train all --preset synth-lite --out runs/synth-lite --results benchmarks/results --install-default --install-dir stanet_rt/assets
 
 # On a CUDA machine: gpu-marked tests + torch CUDA benchmarks (STA, STA+, STANet+, default; fp32/fp16; eager and
 # CUDA graphs) into benchmarks/results/ in < 8 min. Uses python3 with CUDA torch, not the CPU-only .venv.

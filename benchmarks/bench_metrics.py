@@ -7,6 +7,7 @@ Run: ``python -m stanet_rt.benchmarks.bench_metrics [--frames N] [--width W --he
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 from stanet_rt.benchmarks.common import BenchmarkResult, time_callable
@@ -44,6 +45,15 @@ def run(width: int = 640, height: int = 360, pred_size: int = 356, iterations: i
     return result
 
 
+def report(width: int = 640, height: int = 360, iterations: int = 10, out: Path | None = None) -> BenchmarkResult:
+    """:func:`run`, then the result files into ``out`` (default: the results folder) and the table printed."""
+    result = run(width, height, iterations=iterations)
+    paths = result.write(out) if out else result.write()
+    print(result.markdown(["stage", "resolution", "p50_ms", "p95_ms", "throughput_fps"]))
+    print(f"wrote {paths['json']} and {paths['md']}")
+    return result
+
+
 def main(argv: list[str] | None = None) -> BenchmarkResult:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--width", type=int, default=640)
@@ -51,11 +61,7 @@ def main(argv: list[str] | None = None) -> BenchmarkResult:
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    result = run(args.width, args.height, iterations=args.iterations)
-    paths = result.write(args.out) if args.out else result.write()
-    print(result.markdown(["stage", "resolution", "p50_ms", "p95_ms", "throughput_fps"]))
-    print(f"wrote {paths['json']} and {paths['md']}")
-    return result
+    return report(args.width, args.height, args.iterations, Path(args.out) if args.out else None)
 
 
 if __name__ == "__main__":

@@ -37,22 +37,12 @@ COLUMNS = ["model", "backend", "precision", "batch", "part", "p50_ms", "p95_ms",
 
 
 def load_model(name: str) -> Any:
-    """A registered config (random weights), ``default`` or a checkpoint path -> an eval-mode student."""
-    from stanet_rt.config import list_configs
+    """Any torch model argument of the resolver (``stanet_rt.resolve``: ``default``, a registered config
+    (random weights, seed 0), a checkpoint) -> an eval-mode student."""
+    from stanet_rt.resolve import load_torch_model
 
-    if name in list_configs():
-        from stanet_rt.config import get_config
-        from stanet_rt.models.factory import build_model
-
-        torch.manual_seed(0)
-        return build_model(get_config(name)).eval()
-    if name == "default":
-        from stanet_rt.models.default import default_model_paths
-
-        name = str(default_model_paths()[0])
-    from stanet_rt.checkpoint import load_checkpoint
-
-    return load_checkpoint(name)[0].eval()
+    torch.manual_seed(0)
+    return load_torch_model(name)[0].eval()
 
 
 def _inputs(model: Any, batch: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -100,9 +90,8 @@ def why_skipped(backend: str, precision: str) -> str | None:
 
 def engines_for(model: Any, backend: str, precision: str, workdir: Path) -> dict[str, Any]:
     """The part engines (audio, encoder, head) of ``model`` on ``backend`` at ``precision``."""
-    from stanet_rt.export.onnx_export import part_path
-
     from stanet_rt import engines
+    from stanet_rt.artifacts import part_path
 
     cuda = torch.cuda.is_available()
     if backend in ("torch", "torch-compile"):
@@ -239,6 +228,23 @@ def run(models: list[str], backends: list[str], batches: list[int], iterations: 
     return result
 
 
+def bench_and_report(models: list[str], backends: list[str], precisions: list[str], batches: list[int],
+                     iterations: int = 10, out: Path | None = None, name: str = "models") -> BenchmarkResult:
+    """Run :func:`run`, write ``<name>.<machine>.{json,md,png}`` into ``out`` (default: the results folder)
+    and print the table; what ``stanet-rt bench models`` calls."""
+    result = run(models, backends, batches, iterations, precisions)
+    result.name = name
+    paths = result.write(out, COLUMNS) if out else result.write(columns=COLUMNS)
+    rows = [r for r in result.rows if r.get("part") == "frame (cached)"]
+    if rows:
+        bar_plot(rows, ["model", "backend", "precision", "batch"], "throughput_fps", paths["md"].with_suffix(".png"),
+                 "frames/s per output frame (feature caching)", "frames / s")
+    print(result.markdown(COLUMNS))
+    for note in result.notes:
+        print(f"- {note}")
+    return result
+
+
 def main(argv: list[str] | None = None) -> BenchmarkResult:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="default,stanet_lite")
@@ -249,18 +255,9 @@ def main(argv: list[str] | None = None) -> BenchmarkResult:
     parser.add_argument("--out", default=None)
     parser.add_argument("--name", default="models", help="result file stem")
     args = parser.parse_args(argv)
-    result = run(args.models.split(","), args.backends.split(","), [int(b) for b in args.batches.split(",")],
-                 args.iterations, args.precisions.split(","))
-    result.name = args.name
-    paths = result.write(args.out, COLUMNS) if args.out else result.write(columns=COLUMNS)
-    rows = [r for r in result.rows if r.get("part") == "frame (cached)"]
-    if rows:
-        bar_plot(rows, ["model", "backend", "precision", "batch"], "throughput_fps", paths["md"].with_suffix(".png"),
-                 "frames/s per output frame (feature caching)", "frames / s")
-    print(result.markdown(COLUMNS))
-    for note in result.notes:
-        print(f"- {note}")
-    return result
+    return bench_and_report(args.models.split(","), args.backends.split(","), args.precisions.split(","),
+                            [int(b) for b in args.batches.split(",")], args.iterations,
+                            Path(args.out) if args.out else None, args.name)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from stanet_rt.benchmarks.common import BenchmarkResult, bar_plot, time_callable
 
+from stanet_rt.errors import InputError
 from stanet_rt.progress import step_line
 
 STAGES = ("decode", "preprocess", "audio", "encoder", "head", "fusion", "overlay", "maps")
@@ -46,9 +47,9 @@ def _resolve_models(spec: str, workdir: Path, backend: str = "auto") -> tuple[st
     from stanet_rt.config import list_configs
 
     if spec == "default":
-        from stanet_rt.models.default import default_model_paths
+        from stanet_rt.resolve import resolve_models
 
-        parts = [str(p) for p in default_model_paths()]
+        parts = [str(ref.target) for ref in resolve_models([])]
     else:
         parts = spec.split("+")
     paths = []
@@ -267,6 +268,52 @@ def run_live(models: list[str], sizes: list[tuple[int, int]], fps: int, seconds:
     return result, series
 
 
+def report_live(models: list[str], sizes: list[tuple[int, int]], fps: int, seconds: float, backends: list[str],
+                device: str = "auto", mic: bool = True, note: str | None = None, out: Path | None = None,
+                name: str = "pipeline_live") -> BenchmarkResult:
+    """:func:`run_live`, then ``<name>.<machine>.{json,md,png}`` into ``out`` and the table printed."""
+    result, series = run_live(models, sizes, fps, seconds, backends, device, mic, note)
+    result.name = name
+    paths = result.write(out, LIVE_COLUMNS) if out else result.write(columns=LIVE_COLUMNS)
+    live_plot(series, paths["md"].with_suffix(".png"))
+    print(result.markdown(LIVE_COLUMNS))
+    return result
+
+
+def report_file(models: list[str], width: int, height: int, seconds: float = 3.0, fps: int = 30,
+                backends: list[str] | None = None, device: str = "auto", batch: int = 4, clip: Path | None = None,
+                outputs: list[str] | None = None, note: str | None = None, out: Path | None = None,
+                name: str = "pipeline") -> BenchmarkResult:
+    """:func:`run` over a generated (or given) clip, then the result files into ``out`` and the table
+    printed. ``outputs``: "overlay" (overlay video + maps) and / or "maps"."""
+    outputs = outputs or ["overlay"]
+    if not set(outputs) <= {"overlay", "maps"}:
+        raise InputError(f"outputs {outputs}: expected overlay and/or maps")
+    result = run(models, width, height, seconds, fps, backends or ["auto"], device, batch, clip,
+                 tuple(o == "overlay" for o in outputs))
+    result.name = name
+    if note:
+        result.notes.append(note)
+    paths = result.write(out, COLUMNS) if out else result.write(columns=COLUMNS)
+    rows = [r for r in result.rows if r["stage"] in STAGES]
+    if rows:
+        bar_plot(rows, ["models", "backend", "outputs", "stage"], "per_frame_ms", paths["md"].with_suffix(".png"),
+                 f"time per output frame and stage, {width}x{height}", "ms / frame")
+    print(result.markdown(COLUMNS))
+    return result
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """``"640x360,1280x720"`` -> [(640, 360), (1280, 720)]; InputError on anything else."""
+    try:
+        sizes = [tuple(int(v) for v in s.lower().split("x")) for s in text.split(",") if s.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or any(len(s) != 2 or min(s) < 1 for s in sizes):
+        raise InputError(f"size {text!r}: expected WxH, e.g. 1920x1080 (comma-separated for several)")
+    return sizes  # type: ignore[return-value]
+
+
 def main(argv: list[str] | None = None) -> BenchmarkResult:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="default", help="comma-separated: default, config names, paths; "
@@ -287,32 +334,21 @@ def main(argv: list[str] | None = None) -> BenchmarkResult:
     parser.add_argument("--no-mic", action="store_true", help="--live without the microphone")
     parser.add_argument("--note", default=None, help="a note for the result file (e.g. that the machine was shared)")
     args = parser.parse_args(argv)
-    if args.live:
-        sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.size.split(",")]
-        result, series = run_live(args.models.split(","), sizes, args.fps, args.seconds, args.backends.split(","),
-                                  args.device, not args.no_mic, args.note)
-        result.name = args.name if args.name != "pipeline" else "pipeline_live"
-        paths = result.write(args.out, LIVE_COLUMNS) if args.out else result.write(columns=LIVE_COLUMNS)
-        live_plot(series, paths["md"].with_suffix(".png"))
-        print(result.markdown(LIVE_COLUMNS))
-        return result
-    width, height = (int(v) for v in args.size.lower().split("x"))
-    names = [o.strip() for o in args.outputs.split(",") if o.strip()]
-    if not names or not set(names) <= {"overlay", "maps"}:
+    out = Path(args.out) if args.out else None
+    outputs = [o.strip() for o in args.outputs.split(",") if o.strip()]
+    if not outputs or not set(outputs) <= {"overlay", "maps"}:
         parser.error(f"--outputs {args.outputs!r}: expected overlay and/or maps")
-    outputs = tuple(o == "overlay" for o in names)
-    result = run(args.models.split(","), width, height, args.seconds, args.fps, args.backends.split(","),
-                 args.device, args.batch, args.clip, outputs)
-    result.name = args.name
-    if args.note:
-        result.notes.append(args.note)
-    paths = result.write(args.out, COLUMNS) if args.out else result.write(columns=COLUMNS)
-    rows = [r for r in result.rows if r["stage"] in STAGES]
-    if rows:
-        bar_plot(rows, ["models", "backend", "outputs", "stage"], "per_frame_ms", paths["md"].with_suffix(".png"),
-                 f"time per output frame and stage, {args.size}", "ms / frame")
-    print(result.markdown(COLUMNS))
-    return result
+    try:
+        sizes = parse_sizes(args.size)
+    except InputError as exc:
+        parser.error(f"--{exc}")
+    if args.live:
+        return report_live(args.models.split(","), sizes, args.fps, args.seconds, args.backends.split(","),
+                           args.device, not args.no_mic, args.note, out,
+                           args.name if args.name != "pipeline" else "pipeline_live")
+    width, height = sizes[0]
+    return report_file(args.models.split(","), width, height, args.seconds, args.fps, args.backends.split(","),
+                       args.device, args.batch, args.clip, outputs, args.note, out, args.name)
 
 
 if __name__ == "__main__":

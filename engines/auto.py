@@ -13,11 +13,25 @@ from pathlib import Path
 
 from stanet_rt.engines.base import Engine
 
+from stanet_rt.artifacts import (
+    META_CONFIG,
+    META_PART,
+    META_SOURCE_SHA256,
+    Sidecar,
+    engines_of,
+    mismatch_reason,
+    onnx_beside,
+    prefix_file,
+    read_metadata,
+    sha256_of,
+    student_prefix,
+)
 from stanet_rt.config import ModelConfig
 from stanet_rt.errors import InputError
 
 log = logging.getLogger("stanet_rt.engines")
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+PRECISIONS = ("auto", "fp32", "fp16")
 
 
 def _gpu_and_trt() -> tuple[str | None, str | None, str | None]:
@@ -36,14 +50,6 @@ def _gpu_and_trt() -> tuple[str | None, str | None, str | None]:
     return gpu, cc, trt_version
 
 
-def onnx_beside(engine_path: Path) -> Path:
-    """``<name>.<part>.<precision>.<gpu>.<trt>.engine`` -> ``<name>.<part>[.fp16].onnx``."""
-    parts = engine_path.name.split(".")
-    name, part, precision = parts[0], parts[1], parts[2]
-    suffix = "" if precision == "fp32" else f".{precision}"
-    return engine_path.parent / f"{name}.{part}{suffix}.onnx"
-
-
 def _device(device: str | None) -> str:
     """``None`` means ``"auto"``."""
     return "auto" if device is None else device
@@ -60,8 +66,6 @@ def open(path: str | Path, backend: str = "auto", device: str | None = "auto") -
         raise InputError(f"{path}: file not found")
     if path.suffix == ".engine":
         if backend in ("auto", "tensorrt"):
-            from stanet_rt.export.sidecar import Sidecar, mismatch_reason, sha256_of
-
             try:
                 side = Sidecar.read(path)
             except (FileNotFoundError, TypeError, ValueError) as exc:
@@ -109,9 +113,9 @@ class StudentEngines:
 
 
 def _config_from_metadata(meta: dict[str, str], path: Path) -> ModelConfig:
-    if "stanet_rt.config" not in meta:
-        raise InputError(f"{path}: not a stanet-rt export (no stanet_rt.config in its metadata)")
-    return ModelConfig.from_json(meta["stanet_rt.config"])
+    if META_CONFIG not in meta:
+        raise InputError(f"{path}: not a stanet-rt export (no {META_CONFIG} in its metadata)")
+    return ModelConfig.from_json(meta[META_CONFIG])
 
 
 def _metadata(engine: Engine, onnx_path: Path | None) -> dict[str, str] | None:
@@ -121,8 +125,6 @@ def _metadata(engine: Engine, onnx_path: Path | None) -> dict[str, str] | None:
     if isinstance(meta, dict):
         return meta
     if onnx_path is not None and onnx_path.is_file():
-        from stanet_rt.export.onnx_export import read_metadata
-
         try:
             return read_metadata(onnx_path)
         except Exception as exc:  # unreadable ONNX beside an engine
@@ -143,10 +145,10 @@ def _check_part(engine: Engine, file: Path, onnx_path: Path | None, part: str,
             raise InputError(f"{file}: cannot tell which model this engine belongs to (its ONNX is missing)")
         return config
     own = _config_from_metadata(meta, file)
-    found = meta.get("stanet_rt.part")
+    found = meta.get(META_PART)
     if found is not None and found != part:
         raise InputError(f"{file}: this is the {found} graph of {own.name}, not its {part} "
-                         f"(stanet_rt.part is {found!r})")
+                         f"({META_PART} is {found!r})")
     if config is not None and own != config:
         raise InputError(f"{file}: this {part} graph belongs to another model ({own.name}, {own.arch}) "
                          f"than the head ({config.name}, {config.arch})")
@@ -158,10 +160,8 @@ def exported_beside(checkpoint: Path) -> Path | None:
     x --out <dir>``): ``<stem>.head.onnx`` exists and its ``stanet_rt.source_sha256`` is the checkpoint's
     (file times are no guide after a git checkout). An export of another file (the checkpoint was
     retrained since) is ignored with a warning."""
-    from stanet_rt.export.sidecar import sha256_of
-
     prefix = checkpoint.with_suffix("")
-    head = prefix.parent / f"{prefix.name}.head.onnx"
+    head = prefix_file(prefix, "head")
     if not head.is_file():
         return None
     try:
@@ -170,18 +170,21 @@ def exported_beside(checkpoint: Path) -> Path | None:
         meta = {p.key: p.value for p in onnx_lib.load(str(head), load_external_data=False).metadata_props}
     except Exception:  # noqa: BLE001 - an unreadable graph beside a checkpoint: use the checkpoint
         meta = {}
-    if meta.get("stanet_rt.source_sha256") != sha256_of(checkpoint):
+    if meta.get(META_SOURCE_SHA256) != sha256_of(checkpoint):
         log.warning("%s: not exported from this %s; using the checkpoint (re-export it)", head.name,
                     checkpoint.name)
         return None
     return prefix
 
 
-def open_student(path: str | Path, backend: str = "auto", device: str | None = None) -> StudentEngines:
-    """A checkpoint (``.pt``: torch backend), an export folder, or a ``<dir>/<name>`` prefix of ONNX /
-    engine files. ``auto`` prefers TensorRT engines, then ONNX, and uses torch for a checkpoint unless
-    graphs exported from it lie beside it (:func:`exported_beside`).
-    ``device`` None (or "auto") picks CUDA when there is a GPU, else the CPU.
+def open_student(path: str | Path, backend: str = "auto", device: str | None = None,
+                 precision: str = "auto") -> StudentEngines:
+    """A checkpoint (``.pt``: torch backend), an export folder, a ``<dir>/<name>`` prefix of ONNX / engine
+    files, or one of those files. ``auto`` prefers TensorRT engines, then ONNX, and uses torch for a
+    checkpoint unless graphs exported from it lie beside it (:func:`exported_beside`; those are also
+    what ``onnxruntime`` / ``tensorrt`` run for a checkpoint). ``device`` None (or "auto") picks CUDA when
+    there is a GPU, else the CPU. ``precision``: ``fp32`` / ``fp16`` graphs (``<name>.<part>.fp16.onnx``,
+    FP16 engines; torch: half on CUDA), or ``auto`` (FP32 graphs; any engine, FP16 first).
 
     Every graph's metadata must say it is that part (``stanet_rt.part``) of the same model
     (``stanet_rt.config``) as the head, and a config with audio needs its ``<name>.audio`` graph;
@@ -190,36 +193,25 @@ def open_student(path: str | Path, backend: str = "auto", device: str | None = N
     device = _device(device)
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
-    if path.suffix in (".pt", ".pth") and backend == "auto" and exported_beside(path) is not None:
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
+    if path.suffix in (".pt", ".pth") and backend != "torch" and exported_beside(path) is not None:
         path = exported_beside(path)  # ONNX Runtime is the default where an export exists
     elif path.suffix in (".pt", ".pth"):
         if backend not in ("auto", "torch"):
-            raise InputError(f"{path}: a checkpoint runs with the torch backend; export it for {backend}")
-        from stanet_rt.engines.torch_backend import torch_engines
-
-        from stanet_rt.checkpoint import load_checkpoint
-        from stanet_rt.models.student_base import StudentModel
-
-        model, config, _ = load_checkpoint(path)
-        if not isinstance(model, StudentModel):
-            raise InputError(f"{path}: a {config.arch} checkpoint is not a student (STA / STA+ / stanet_lite)")
-        dev = device if device != "auto" else ("cuda" if _gpu_and_trt()[0] else "cpu")
-        parts = torch_engines(model, dev)
-        return StudentEngines(config, parts["encoder"], parts["head"], parts.get("audio"))
+            raise InputError(f"{path}: a checkpoint runs with the torch backend; export it for {backend} "
+                             "(stanet-rt export)")
+        return _open_checkpoint(path, device, precision)
     if backend == "torch":
         raise InputError(f"{path}: the torch backend runs a checkpoint (.pt); exported graphs run with "
                          "onnxruntime, tensorrt or auto")
-    if path.is_dir():
-        heads = sorted(path.glob("*.head.onnx"))
-        if len(heads) != 1:
-            raise InputError(f"{path}: expected exactly one <name>.head.onnx in the folder, found {len(heads)}")
-        prefix = heads[0].parent / heads[0].name.split(".")[0]
-    else:
-        prefix = path
+    prefix = student_prefix(path)
+    graph_precision = "fp32" if precision == "auto" else precision
 
     def open_part(part: str) -> Engine | None:
-        onnx = prefix.parent / f"{prefix.name}.{part}.onnx"
-        candidates = sorted(prefix.parent.glob(f"{prefix.name}.{part}.*.engine")) if backend != "onnxruntime" else []
+        onnx = prefix_file(prefix, part, graph_precision)
+        engine_precision = None if precision == "auto" else precision
+        candidates = engines_of(prefix, part, engine_precision) if backend != "onnxruntime" else []
         if candidates:
             engine, file, beside = open(candidates[0], backend, device), candidates[0], onnx_beside(candidates[0])
         elif onnx.exists():
@@ -235,14 +227,43 @@ def open_student(path: str | Path, backend: str = "auto", device: str | None = N
     for part in ("head", "encoder"):
         engine = open_part(part)
         if engine is None:
-            raise InputError(f"{prefix.parent / f'{prefix.name}.{part}.onnx'}: not found "
-                             "(export the model with `stanet-rt export`)")
+            flag = " --fp16" if graph_precision == "fp16" else ""
+            raise InputError(f"{prefix_file(prefix, part, graph_precision)}: not found "
+                             f"(export the model with `stanet-rt export{flag}`)")
         parts[part] = engine
     assert config is not None
     audio = None
     if config.audio is not None:
         audio = open_part("audio")
         if audio is None:
-            raise InputError(f"{prefix.parent / f'{prefix.name}.audio.onnx'}: not found, and {config.name} "
+            raise InputError(f"{prefix_file(prefix, 'audio', graph_precision)}: not found, and {config.name} "
                              "uses audio (export the model with `stanet-rt export`)")
     return StudentEngines(config, parts["encoder"], parts["head"], audio)
+
+
+def _open_checkpoint(path: Path, device: str, precision: str) -> StudentEngines:
+    """A student checkpoint through the torch backend (``auto`` precision: FP32)."""
+    from stanet_rt.checkpoint import load_checkpoint
+
+    model, _, _ = load_checkpoint(path)
+    return student_engines_of_module(model, device, precision, str(path))
+
+
+def student_engines_of_module(model: object, device: str | None = "auto", precision: str = "auto",
+                              source: str = "model") -> StudentEngines:
+    """A student torch module's parts through the torch backend (on a copy of it); ``source`` names it in
+    errors. ``device`` auto: CUDA when there is a GPU; ``precision`` auto: FP32, fp16 needs CUDA."""
+    from stanet_rt.engines.torch_backend import torch_engines
+
+    from stanet_rt.models.student_base import StudentModel
+
+    if not isinstance(model, StudentModel):
+        arch = getattr(getattr(model, "config", None), "arch", type(model).__name__)
+        what = "checkpoint" if source.endswith((".pt", ".pth")) else "model"
+        raise InputError(f"{source}: a {arch} {what} is not a student (STA / STA+ / stanet_lite)")
+    device = _device(device)
+    dev = device if device != "auto" else ("cuda" if _gpu_and_trt()[0] else "cpu")
+    if precision == "fp16" and not dev.startswith("cuda"):
+        raise InputError(f"{source}: fp16 with the torch backend needs a CUDA device (this run is on {dev})")
+    parts = torch_engines(model, dev, "fp32" if precision == "auto" else precision)
+    return StudentEngines(model.config, parts["encoder"], parts["head"], parts.get("audio"))

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from stanet_rt.engines.base import Engine, EngineInfo, TensorSpec
 
+from stanet_rt.artifacts import verify_onnx_weights
 from stanet_rt.errors import InputError
 
 log = logging.getLogger("stanet_rt.engines")
@@ -69,6 +70,7 @@ class OrtEngine(Engine):
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         requested = requested_providers(device, ort.get_available_providers())
         index = device.partition(":")[2] if device and device.startswith("cuda:") else ""
+        self.device_id = int(index) if index.isdigit() else 0
         providers = [(p, {"device_id": int(index)}) if index.isdigit() and p in GPU_PROVIDERS else p for p in requested]
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=providers)
@@ -77,6 +79,7 @@ class OrtEngine(Engine):
         attached = self.session.get_providers()
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata = dict(meta)
+        verify_onnx_weights(path, self.metadata)
         notes = []
         note = missing_gpu_note(device, requested) or (fallback_note(requested, attached) if device != "cpu" else None)
         if note:
@@ -98,13 +101,18 @@ class OrtEngine(Engine):
         import torch
 
         binding = self.session.io_binding()
-        for name in self.input_names:
-            t = inputs[name].contiguous().float()
-            binding.bind_input(name, "cuda", t.device.index or 0, np.float32, tuple(t.shape), t.data_ptr())
+        # The bound tensors must outlive run_with_iobinding: ORT keeps only their addresses
+        # (a temporary from .contiguous().float() would be freed, and its memory reused, before the run).
+        device_id = self.device_id
+        target = torch.device("cuda", device_id)  # the session's GPU
+        bound = {name: inputs[name].to(target, torch.float32).contiguous() for name in self.input_names}
+        for name, t in bound.items():
+            binding.bind_input(name, "cuda", device_id, np.float32, tuple(t.shape), t.data_ptr())
         for name in self.output_names:
-            binding.bind_output(name, "cuda")
-        torch.cuda.current_stream().synchronize()  # ORT reads buffers torch produced
+            binding.bind_output(name, "cuda", device_id)
+        torch.cuda.current_stream(target).synchronize()  # ORT reads buffers torch produced
         self.session.run_with_iobinding(binding)
         outs = binding.get_outputs()
+        del bound  # only now may the inputs go
         return {n: torch.from_dlpack(o.to_dlpack()) if hasattr(o, "to_dlpack") else torch.from_numpy(o.numpy())
                 for n, o in zip(self.output_names, outs, strict=True)}

@@ -1,20 +1,21 @@
 """PyTorch backend: a student checkpoint's parts with exactly the I/O names of the ONNX graphs.
 
-Imports torch and ``export.onnx_export`` (the graph wrappers, so both backends share one definition of
-each part's inputs and outputs).
+Imports torch and ``stanet_rt.models.parts`` (the graph wrappers that the exporter traces too, so both
+backends share one definition of each part's inputs and outputs).
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
 import torch
 from stanet_rt.engines.base import Engine, EngineInfo, TensorSpec
-from stanet_rt.export.onnx_export import PartSpec, part_specs
 
 from stanet_rt.audio.spectrogram import LogSpectrogram
 from stanet_rt.models.backbones import NetVLAD
+from stanet_rt.models.parts import PartSpec, part_specs
 from stanet_rt.models.student_base import StudentModel
 
 FP32_MODULES: tuple[type[torch.nn.Module], ...] = (LogSpectrogram, NetVLAD)
@@ -89,4 +90,7 @@ class TorchEngine(Engine):
 
 
 def torch_engines(model: StudentModel, device: str = "cpu", precision: str = "fp32") -> dict[str, TorchEngine]:
-    return {spec.part: TorchEngine(spec, device, precision) for spec in part_specs(model, batch=1)}
+    """The parts of ``model`` as engines on ``device`` in ``precision``. They run a copy of ``model``: the
+    caller's module keeps its device and dtype (moving / halving it in place broke a second call)."""
+    work = copy.deepcopy(model).to(torch.device(device)).eval()
+    return {spec.part: TorchEngine(spec, device, precision) for spec in part_specs(work, batch=1)}

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from stanet_rt.engines.base import Engine, EngineInfo, TensorSpec
 
+from stanet_rt.artifacts import Sidecar, parse_engine_name, sidecar_path
 from stanet_rt.errors import InputError
 
 log = logging.getLogger("stanet_rt.engines")
@@ -46,10 +47,9 @@ class TensorRTEngine(Engine):
         is_input = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
         self.inputs = [TensorSpec(n, tuple(self.engine.get_tensor_shape(n))) for n in names if is_input[n]]
         self.outputs = [TensorSpec(n, tuple(self.engine.get_tensor_shape(n))) for n in names if not is_input[n]]
-        from stanet_rt.export.sidecar import Sidecar
-
-        precision = Sidecar.read(path).precision if Path(str(path) + ".json").exists() else "unknown"
-        self.info = EngineInfo("tensorrt", precision, "cuda", path.name.split(".")[1])
+        parsed = parse_engine_name(path)
+        precision = Sidecar.read(path).precision if sidecar_path(path).exists() else "unknown"
+        self.info = EngineInfo("tensorrt", precision, "cuda", parsed.part if parsed else "?")
         self.cuda_graph = cuda_graph
         self.device = torch.device("cuda")
         self._graph: Any = None  # torch.cuda.CUDAGraph while one is captured

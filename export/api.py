@@ -11,10 +11,12 @@ from pathlib import Path
 
 import onnx
 from stanet_rt.export.fp16 import to_fp16
-from stanet_rt.export.onnx_export import DEFAULT_OPSET, export_part, part_path, part_specs, save_atomic, set_metadata
+from stanet_rt.export.onnx_export import DEFAULT_OPSET, export_part, save_atomic, set_metadata
 from stanet_rt.export.parity import ParityResult, check_part, real_inputs
 
+from stanet_rt.artifacts import META_SOURCE_SHA256, parse_onnx_name, part_path, sha256_of
 from stanet_rt.errors import InputError
+from stanet_rt.models.parts import part_specs
 from stanet_rt.models.student_base import StudentModel
 
 
@@ -30,44 +32,39 @@ class ExportReport:
         return all(r.passed for r in self.parity)
 
 
-def load_student(model: str | Path | StudentModel) -> tuple[StudentModel, str]:
-    """A StudentModel from a checkpoint path, a registered config name (random weights) or a module."""
+def load_student(model: str | Path | StudentModel | None) -> tuple[StudentModel, str]:
+    """A StudentModel from any model argument of the resolver (``stanet_rt.resolve``: None / ``default``, a
+    registered config name (random weights), a checkpoint) or a module."""
     if isinstance(model, StudentModel):
         return model.eval(), "module"
-    from stanet_rt.config import list_configs
+    from stanet_rt.resolve import load_torch_model
 
-    if str(model) in list_configs():
-        from stanet_rt.config import get_config
-        from stanet_rt.models.factory import build_model
-
-        config = get_config(str(model))
-        net = build_model(config).eval()
-        if not isinstance(net, StudentModel):
-            raise InputError(f"{model}: config {config.name} ({config.arch}) is not a student; "
-                             "only STA / STA+ / stanet_lite export")
-        return net, f"config {model} (random weights)"
-    from stanet_rt.checkpoint import load_checkpoint
-
-    net, cfg, _ = load_checkpoint(model)
+    net, ref = load_torch_model(model)
     if not isinstance(net, StudentModel):
-        raise InputError(f"{model}: a {cfg.arch} checkpoint is not a student; only STA / STA+ / stanet_lite export")
-    return net, f"checkpoint {model}"
+        cfg = net.config
+        what = f"config {cfg.name} ({cfg.arch})" if ref.kind == "config" else f"a {cfg.arch} checkpoint"
+        raise InputError(f"{ref.given}: {what} is not a student; only STA / STA+ / stanet_lite export")
+    return net, ref.describe()
 
 
-def export_model(model: str | Path | StudentModel, out_dir: str | Path, fp16: bool = False,
+def export_model(model: str | Path | StudentModel | None, out_dir: str | Path, fp16: bool = False,
                  opset: int = DEFAULT_OPSET, check_only: bool = False, tensorrt: bool = True,
                  name: str | None = None, progress: bool = True) -> ExportReport:
     """Export (or with ``check_only`` re-check) every graph of a student; parity runs after each export."""
     net, source = load_student(model)
+    checkpoint = None
+    if not isinstance(model, StudentModel):
+        from stanet_rt.resolve import resolve_model
+
+        ref = resolve_model(model)
+        checkpoint = ref.target if ref.kind == "checkpoint" else None
     name = name or net.config.name
     out_dir = Path(out_dir)
     report = ExportReport(messages=[f"exporting {name} from {source}"])
     config_json = net.config.to_json()
     extra = {}
-    if source.startswith("checkpoint"):  # lets engines.auto tell an export of this exact file from a stale one
-        from stanet_rt.export.sidecar import sha256_of
-
-        extra["stanet_rt.source_sha256"] = sha256_of(Path(model))
+    if checkpoint is not None:  # lets engines.auto tell an export of this exact file from a stale one
+        extra[META_SOURCE_SHA256] = sha256_of(checkpoint)
     specs = part_specs(net)
     precisions = ["fp32", "fp16"] if fp16 else ["fp32"]
     from stanet_rt.progress import Steps
@@ -113,7 +110,7 @@ def build_engines(files: list[Path], out_dir: Path, name: str, specs: list) -> t
     engines = []
     cache = out_dir / "timing.cache"
     for path in files:
-        part = path.name.split(".")[1]
-        precision = "fp16" if ".fp16." in path.name else "fp32"
-        engines.append(build_engine(path, out_dir, name, part, precision, shapes[part], timing_cache=cache).engine)
+        parsed = parse_onnx_name(path)
+        engines.append(build_engine(path, out_dir, name, parsed.part, parsed.precision, shapes[parsed.part],
+                                    timing_cache=cache).engine)
     return engines, f"built {len(engines)} TensorRT engines"

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from stanet_rt.export.onnx_export import PartSpec
 
+from stanet_rt.models.parts import PartSpec
 from stanet_rt.preprocess import preprocess
 
 THRESHOLDS = {"fp32": 0.9999, "fp16": 0.999}

@@ -21,8 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stanet_rt.export.sidecar import Sidecar, engine_path, sha256_of
-
+from stanet_rt.artifacts import Sidecar, engine_path, sha256_of
 from stanet_rt.errors import StanetError
 
 

@@ -4,10 +4,13 @@ A checkpoint carries its :class:`~stanet_rt.config.ModelConfig` as JSON, so ``lo
 rebuilds the network without any other information. Unlike the original code (which pickled whole
 modules and ``DataParallel`` wrappers), only tensors and plain Python data are stored, the
 ``module.`` prefix of DDP/DataParallel is stripped on save, and loading uses ``weights_only=True``.
+The payload also records ``weights_sha256`` (:func:`state_dict_sha256`), checked at load: a flipped
+byte in any tensor is an error naming the file (older checkpoints without it still load).
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,18 @@ FORMAT = "stanet-rt/checkpoint/v1"
 
 def _strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def state_dict_sha256(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over a state dict's tensors in key order: key, dtype, shape and the raw bytes."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        t = state[key]
+        if not isinstance(t, torch.Tensor):
+            continue
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def model_config_of(model: nn.Module) -> ModelConfig:
@@ -43,10 +58,12 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any] | N
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     inner = getattr(model, "module", model)
+    state = _strip_module_prefix(inner.state_dict())
     payload = {
         "format": FORMAT,
         "config": model_config_of(model).to_dict(),
-        "state_dict": _strip_module_prefix(inner.state_dict()),
+        "state_dict": state,
+        "weights_sha256": state_dict_sha256(state),
         "meta": meta or {},
     }
     with atomic_path(path) as tmp:
@@ -67,6 +84,10 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise InputError(f"{path}: not a readable stanet-rt checkpoint ({type(exc).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(f"{path}: not a stanet-rt checkpoint (missing format tag {FORMAT!r})")
+    expected = payload.get("weights_sha256")
+    if expected and str(map_location) != "meta" and state_dict_sha256(payload["state_dict"]) != expected:
+        raise WeightsError(f"{path}: the weights do not match the hash recorded at save (corrupted or edited "
+                           "file)")
     return payload
 
 

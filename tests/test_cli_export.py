@@ -100,7 +100,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("args,message", [
-    (["no_such_model", "--no-trt"], "no_such_model: checkpoint not found"),
+    (["no_such_model", "--no-trt"], "no_such_model: not a model"),
     (["tiny_lite", "--out", "{tmp}/empty", "--check-only"], "tiny_lite.audio.onnx: not found"),
     (["tiny_s", "--out", "{tmp}/t", "--no-trt"], "tiny_s: config tiny_s (s) is not a student"),
 ])

@@ -98,7 +98,7 @@ def test_plus_teacher_info_counts_every_node(name: str, frames: int) -> None:
 
 
 @pytest.mark.parametrize("make_arg,message", [
-    (lambda tmp: ["no_such_model"], "error: no_such_model: neither a registered config"),
+    (lambda tmp: ["no_such_model"], "error: no_such_model: not a model: expected 'default', a registered config"),
     (lambda tmp: [str(_garbage(tmp))], "not a readable stanet-rt checkpoint"),
     (lambda tmp: ["tiny_lite", "--size", "0"], "error: input size 0: must be at least"),
     (lambda tmp: ["tiny_lite", "--size", "-5"], "error: input size -5: must be at least"),

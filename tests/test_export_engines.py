@@ -13,12 +13,11 @@ import torch
 from _export_helpers import copy_export, exported
 from stanet_rt.engines.ort_backend import fallback_note, requested_providers
 from stanet_rt.export.fp16 import initializer_dtypes
-from stanet_rt.export.onnx_export import read_metadata
-from stanet_rt.export.sidecar import Sidecar, engine_path, mismatch_reason, sha256_of
 from stanet_rt.export.tensorrt_build import PrecisionMismatch, verify_precision
 from typer.testing import CliRunner
 
 from stanet_rt import engines
+from stanet_rt.artifacts import Sidecar, engine_path, mismatch_reason, read_metadata, sha256_of
 from stanet_rt.checkpoint import save_checkpoint
 from stanet_rt.cli import app
 from stanet_rt.config import get_config
@@ -193,6 +192,7 @@ def test_cli_export_check_only_and_errors(sta_export, tmp_path) -> None:
 
 
 @pytest.mark.gpu
+@pytest.mark.ort_cuda
 def test_onnxruntime_cuda_provider_attached(sta_export) -> None:
     eng = engines.open(sta_export[0] / "tiny_sta.encoder.onnx", device="cuda")
     assert eng.info.providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider"), eng.info.notes
@@ -201,7 +201,8 @@ def test_onnxruntime_cuda_provider_attached(sta_export) -> None:
 @pytest.mark.trt
 def test_tensorrt_build_and_run(sta_export, tmp_path) -> None:
     from stanet_rt.export.api import build_engines
-    from stanet_rt.export.onnx_export import part_specs
+
+    from stanet_rt.models.parts import part_specs
 
     _, model, report, _ = sta_export
     out = copy_export(exported("tiny_sta"), tmp_path)  # the engines go beside their graphs, not into the cache

@@ -13,9 +13,10 @@ import pytest
 from _export_helpers import cc, exported, torch_outputs
 from onnx import TensorProto, helper, numpy_helper
 from stanet_rt.export.fp16 import initializer_dtypes, spectrogram_island, to_fp16
-from stanet_rt.export.onnx_export import part_specs, read_metadata
 
+from stanet_rt.artifacts import read_metadata
 from stanet_rt.config import ModelConfig
+from stanet_rt.models.parts import part_specs
 
 FP32_ISLAND_OPS = {"Softmax", "ReduceMean", "ReduceL2", "ReduceSum", "LpNormalization", "Sqrt", "Pow", "Log",
                    "Exp", "BatchNormalization"}

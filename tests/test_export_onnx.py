@@ -14,11 +14,13 @@ import onnxruntime as ort
 import pytest
 import torch
 from _export_helpers import PARTS, STUDENTS, cc, exported, lively_student, torch_outputs
-from stanet_rt.export.onnx_export import export_part, part_specs, read_metadata
+from stanet_rt.export.onnx_export import export_part
 from stanet_rt.export.parity import check_part, generated_clip_frames, real_inputs
 
 from stanet_rt import __version__
+from stanet_rt.artifacts import read_metadata
 from stanet_rt.config import ModelConfig
+from stanet_rt.models.parts import part_specs
 
 
 def expected_io(model) -> dict[str, tuple[dict[str, tuple], dict[str, tuple]]]:

@@ -27,12 +27,12 @@ from _export_helpers import cc, exported, torch_outputs
 from stanet_rt.engines.base import EngineInfo
 from stanet_rt.export import tensorrt_build
 from stanet_rt.export.api import build_engines
-from stanet_rt.export.onnx_export import part_specs
-from stanet_rt.export.sidecar import Sidecar, engine_path, mismatch_reason, sha256_of, sidecar_path, slug
 from stanet_rt.export.tensorrt_build import PrecisionMismatch, TensorRTUnavailable, build_engine, verify_precision
 
 from stanet_rt import engines
+from stanet_rt.artifacts import Sidecar, engine_path, mismatch_reason, sha256_of, sidecar_path, slug
 from stanet_rt.errors import StanetError
+from stanet_rt.models.parts import part_specs
 
 GPU, CC, TRT = "NVIDIA H100 80GB HBM3", "9.0", "11.4.0"
 

@@ -176,15 +176,17 @@ def default_sources(ctx: StageContext) -> dict[str, Path]:
 
 
 def install_defaults(ctx: StageContext, assets: Path | None = None) -> list[Path]:
-    """Copy the run's model files into the package's assets as the runtime's default models (see
+    """Copy the run's model files into ``assets`` as the runtime's default models (see
     :func:`default_sources`), each only if it is at most ``MAX_DEFAULT_MB``; a default the run does not
-    replace is removed (the runtime fuses every default it finds). Returns the files written."""
+    replace is removed (the runtime fuses every default it finds). ``assets`` None: the user's models folder
+    (``stanet_rt.models.default.user_models_dir``), which the runtime's ``default`` prefers over the shipped
+    models; never the installed package. Returns the files written."""
     import shutil
 
     from stanet_rt.fileio import atomic_path
-    from stanet_rt.models.default import ASSETS
+    from stanet_rt.models.default import user_models_dir
 
-    assets = Path(assets) if assets is not None else ASSETS
+    assets = Path(assets) if assets is not None else user_models_dir()
     written = []
     sources = default_sources(ctx)
     for target, src in sources.items():

@@ -36,6 +36,11 @@ _COMMAND_MODULES = (
 )
 
 
+# Modules of the optional extras (pyproject.toml): a command that needs one says which extra to install.
+OPTIONAL_MODULES = {"torch": "torch", "onnxscript": "train", "onnxconverter_common": "train", "tensorrt": "trt",
+                    "cv2": "preview", "pysaliency": "dev"}
+
+
 def fail(message: str, exit_code: int = 2) -> None:
     """Print ``error: <message>`` on one line to stderr and exit with ``exit_code``."""
     typer.echo(f"error: {message}", err=True)
@@ -79,4 +84,11 @@ def main() -> None:
         app()
     except StanetError as exc:  # bad input: one clear line, non-zero exit
         typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except ModuleNotFoundError as exc:
+        extra = OPTIONAL_MODULES.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        typer.echo(f"error: this needs {exc.name}, which the base install leaves out: "
+                   f"pip install 'stanet-rt[{extra}]'", err=True)
         sys.exit(2)

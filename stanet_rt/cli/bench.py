@@ -1,9 +1,9 @@
 """``stanet-rt bench``: throughput and latency of models, backends, the pipeline and the metrics.
 
-Thin wrappers over ``benchmarks.bench_models``, ``benchmarks.bench_pipeline`` and
-``benchmarks.bench_metrics``; each writes ``<name>.<machine>.{json,md,png}`` into ``--out``
-(default ``./benchmarks_out``; ``--update-results`` writes the committed ``benchmarks/results/`` of the
-package instead) and prints the table.
+Thin wrappers over the typed report functions of ``benchmarks.bench_models``, ``benchmarks.bench_pipeline``
+and ``benchmarks.bench_metrics`` (no second argument parser); each writes ``<name>.<machine>.{json,md,png}``
+into ``--out`` (default ``./benchmarks_out``; ``--update-results`` writes the committed ``benchmarks/results/``
+of the package instead) and prints the table.
 """
 
 from __future__ import annotations
@@ -69,8 +69,7 @@ def bench_models(
     bad = [b for b in _split(backends) if b not in bm.BACKENDS]
     if bad:
         fail(f"--backends: unknown {', '.join(bad)} (choose from {', '.join(bm.BACKENDS)})")
-    bm.main(["--models", models, "--backends", backends, "--precisions", precisions, "--batches",
-             ",".join(map(str, batch_list)), "--iterations", str(iterations), "--out", str(out), "--name", name])
+    bm.bench_and_report(_split(models), _split(backends), _split(precisions), batch_list, iterations, out, name)
 
 
 @bench_app.command("pipeline")
@@ -103,20 +102,22 @@ def bench_pipeline(
     one_blas_thread()  # as `stanet-rt run` runs
     from stanet_rt.benchmarks import bench_pipeline as bp
 
-    if not all("x" in part for part in size.lower().split(",")):
-        fail(f"--size {size!r}: expected WxH, e.g. 1920x1080")
     if clip is not None and not clip.exists():
         fail(f"{clip}: no such file")
     if not set(_split(outputs)) <= {"overlay", "maps"}:
         fail(f"--outputs {outputs!r}: expected overlay and/or maps")
-    args = ["--models", models, "--backends", backends, "--size", size, "--seconds", str(seconds),
-            "--batch", str(batch), "--device", device, "--out", str(out), "--name", name, "--outputs", outputs,
-            "--fps", str(fps)]
-    args += ["--live"] if live else []
-    args += ["--note", note] if note else []
-    if clip is not None:
-        args += ["--clip", str(clip)]
-    bp.main(args)
+    from stanet_rt.errors import InputError
+
+    try:
+        sizes = bp.parse_sizes(size)
+    except InputError as exc:
+        fail(f"--{exc}")
+    if live:
+        bp.report_live(_split(models), sizes, fps, seconds, _split(backends), device, True, note, out,
+                       name if name != "pipeline" else "pipeline_live")
+    else:
+        bp.report_file(_split(models), *sizes[0], seconds, fps, _split(backends), device, batch, clip,
+                       _split(outputs), note, out, name)
 
 
 @bench_app.command("metrics")
@@ -131,4 +132,4 @@ def bench_metrics(
     from stanet_rt.benchmarks import bench_metrics as bme
 
     out = result_dir(out, update_results)
-    bme.main(["--width", str(width), "--height", str(height), "--iterations", str(iterations), "--out", str(out)])
+    bme.report(width, height, iterations, out)

@@ -1,4 +1,5 @@
-"""``stanet-rt export MODEL``: ONNX graphs (FP32, optionally FP16) with parity, then TensorRT engines."""
+"""``stanet-rt export [MODEL]``: ONNX graphs (FP32, optionally FP16) with parity, then TensorRT engines.
+MODEL is anything the resolver accepts with torch weights (``stanet_rt.resolve``); none = the default model."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from stanet_rt.cli import app
 
 @app.command("export")
 def export_cmd(
-    model: str = typer.Argument(..., help="A student checkpoint (.pt) or a registered config name (random weights)."),
+    model: str = typer.Argument(None, help="default (when omitted), a student checkpoint (.pt) or a registered "
+                                "config name (random weights)."),
     out: Path = typer.Option(Path("exported"), "--out", help="Output folder."),
     fp16: bool = typer.Option(False, "--fp16", help="Also write FP16 graphs (FP32 I/O) and check them."),
     opset: int = typer.Option(18, "--opset", help="ONNX opset (18 is what TensorRT parses reliably)."),

@@ -1,4 +1,5 @@
-"""``stanet-rt info CONFIG_OR_CHECKPOINT``: parameters and GMACs per frame (with / without caching)."""
+"""``stanet-rt info [MODEL]``: parameters and GMACs per frame (with / without caching) of any model the
+resolver accepts (``stanet_rt.resolve``; none = the default model)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from stanet_rt.cli import app
 
 @app.command()
 def info(
-    model: str = typer.Argument(..., help="A registered config name (sta, sta_plus, ...) or a checkpoint."),
+    model: str = typer.Argument(None, help="default (when omitted), a config name (sta, sta_plus, ...), a "
+                                "checkpoint, an export folder / prefix or one of its .onnx / .engine files."),
     size: int = typer.Option(None, "--size", help="Square input size in pixels (default: the config's)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:

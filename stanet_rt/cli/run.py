@@ -25,9 +25,12 @@ def run(
     source: str = typer.Argument(None, help="A video file (any format FFmpeg reads). Omit with --camera."),
     camera: str = typer.Option(None, "--camera", help="Camera: 0, /dev/video0, or lavfi:testsrc2=size=640x360"),
     mic: str = typer.Option(None, "--mic", help="Microphone: default, hw:0, or lavfi:sine=frequency=440"),
-    model: list[str] = typer.Option(None, "--model", "-m", help="Student checkpoint / export (repeat to fuse)."),
+    model: list[str] = typer.Option(None, "--model", "-m", help="default, a config name, a checkpoint (.pt), an "
+                                    "export folder / prefix, an .onnx or .engine (repeat to fuse)."),
     backend: str = typer.Option("auto", "--backend", help="auto, torch, onnxruntime or tensorrt."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    precision: str = typer.Option("auto", "--precision", help="auto, fp32 or fp16 (the FP16 graphs of "
+                                  "`export --fp16`; torch: half on CUDA)."),
     output: Path = typer.Option(None, "-o", "--output", help="Overlay video to write (e.g. overlay.mp4)."),
     maps: Path = typer.Option(None, "--maps", help="Saliency maps file (.h5) to write."),
     preview: bool = typer.Option(False, "--preview", help="Show a live window (needs the [preview] extra)."),
@@ -51,7 +54,7 @@ def run(
     from stanet_rt.pipeline.api import RunOptions
 
     opts = RunOptions(overlay=output, maps=maps, preview=preview, batch=batch, max_frames=max_frames,
-                      backend=backend, device=device)
+                      backend=backend, device=device, precision=precision)
     raise typer.Exit(run_and_report(source, list(model or []), opts, camera, mic, stats, notes))
 
 

@@ -39,8 +39,13 @@ def train(
     install_default: bool = typer.Option(
         False,
         "--install-default",
-        help="all / report: install the students as the runtime's default models "
-        "(stanet_rt/assets/default.pt and default_plus.pt).",
+        help="all / report: install the students as the runtime's default models (default.pt, "
+        "default_plus.pt) into the user data folder ($STANET_RT_HOME or ~/.local/share/stanet-rt/models), "
+        "or into --install-dir.",
+    ),
+    install_dir: Path = typer.Option(
+        None, "--install-dir", help="With --install-default: install into this folder instead (e.g. stanet_rt/assets "
+        "in a source checkout, to rebuild the shipped default)."
     ),
     threads: int = typer.Option(
         1, "--threads", min=0, help="torch threads per process (0: torch's default)."
@@ -75,10 +80,10 @@ def train(
             run_report(ctx, results_dir=results)
         else:
             run_stage(ctx, stage)
-        if install_default and stage in ("all", "report") and ctx.info.is_main:
+        if (install_default or install_dir is not None) and stage in ("all", "report") and ctx.info.is_main:
             from stanet_rt.training.run_all import install_defaults
 
-            install_defaults(ctx)
+            install_defaults(ctx, install_dir)
     finally:
         from stanet_rt.training.ddp import shutdown
 

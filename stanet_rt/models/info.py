@@ -25,33 +25,27 @@ Imports torch and ``stanet_rt`` core modules.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from stanet_rt.config import ModelConfig, get_config, list_configs
+from stanet_rt.config import ModelConfig
 from stanet_rt.errors import InputError
 from stanet_rt.models.complexity import count_params, frame_cost
 
 
-def resolve_config(name_or_path: str) -> tuple[ModelConfig, str]:
-    """A registered config name, or a checkpoint path -> (config, source description)."""
-    if name_or_path in list_configs():
-        return get_config(name_or_path), "registered config"
-    path = Path(name_or_path)
-    if path.exists():
-        from stanet_rt.checkpoint import read_checkpoint
+def resolve_config(name_or_path: str | None) -> tuple[ModelConfig, str]:
+    """Any model argument of the resolver (``stanet_rt.resolve``) -> (config, source description)."""
+    from stanet_rt.resolve import load_config
 
-        payload = read_checkpoint(path, map_location="meta")
-        return ModelConfig.from_dict(payload["config"]), f"checkpoint {path}"
-    raise InputError(f"{name_or_path}: neither a registered config ({', '.join(list_configs())}) nor a file")
+    config, ref = load_config(name_or_path)
+    return config, ("registered config" if ref.kind == "config" else ref.describe())
 
 
 MIN_SIZE = 32  # the coarsest feature stride: every trunk keeps at least a 1 x 1 grid
 
 
-def model_info(name_or_path: str, size: int | None = None) -> dict[str, Any]:
+def model_info(name_or_path: str | None, size: int | None = None) -> dict[str, Any]:
     """Parameters (total and per top-level submodule), GMACs per frame with/without caching, windows."""
     from stanet_rt.models.factory import build_model
 

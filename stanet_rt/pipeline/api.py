@@ -54,8 +54,8 @@ _END = object()
 class RunOptions:
     """What to write and how to schedule: ``overlay`` video / ``maps`` (.h5) paths or None, ``preview``
     window, ``batch`` frames per encoder call (files; live sources run one frame at a time),
-    ``max_frames`` (stop after N frames in), ``backend`` / ``device`` for the engines, ``progress`` bar
-    (files, on a terminal), ``queue_size`` (frames per channel for files)."""
+    ``max_frames`` (stop after N frames in), ``backend`` / ``device`` / ``precision`` for the engines,
+    ``progress`` bar (files, on a terminal), ``queue_size`` (frames per channel for files)."""
 
     overlay: Path | None = None
     maps: Path | None = None
@@ -64,6 +64,7 @@ class RunOptions:
     max_frames: int | None = None
     backend: str = "auto"
     device: str = "auto"
+    precision: str = "auto"
     progress: bool = True
     queue_size: int = 32
     encoder_preset: str = "veryfast"
@@ -97,15 +98,13 @@ class SaliencyFrame:
     yuv: np.ndarray | None = None
 
 
-def load_models(models: list[str | Path], backend: str = "auto", device: str = "auto") -> list[Any]:
-    """Open each student (``engines.open_student``); no models = the shipped default model(s)."""
-    from stanet_rt import engines
+def load_models(models: list[str | Path], backend: str = "auto", device: str = "auto",
+                precision: str = "auto") -> list[Any]:
+    """Open each student through the model resolver (``stanet_rt.resolve``: ``default``, config names,
+    checkpoints, exports, single graphs); no models = the default model(s)."""
+    from stanet_rt.resolve import open_model, resolve_models
 
-    if not models:
-        from stanet_rt.models.default import default_model_paths
-
-        models = default_model_paths()
-    return [engines.open_student(m, backend=backend, device=device) for m in models]
+    return [open_model(ref, backend, device, precision) for ref in resolve_models(models)]
 
 
 class _Channel:
@@ -553,7 +552,7 @@ def open_run(source: str | Path | None, models: list[str | Path] | None = None, 
     """Load the models, then open the source with their audio sample rate; returns (scheduler, source).
     The caller enters the source (``with source:``) and runs the scheduler."""
     opts = options or RunOptions()
-    bundles = load_models(list(models or []), opts.backend, opts.device)
+    bundles = load_models(list(models or []), opts.backend, opts.device, opts.precision)
     rate = next((b.config.audio.sample_rate for b in bundles if b.config.audio is not None), 16000)
     src = open_source(str(source) if source is not None else None, camera, mic, opts.max_frames, rate,
                       want_yuv=opts.overlay is not None)
