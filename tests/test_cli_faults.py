@@ -210,3 +210,15 @@ def test_steps_print_a_line_per_step_when_not_a_terminal() -> None:
     with Steps("export", total=1, enabled=False, stream=quiet) as steps:
         steps.start("x")
     assert quiet.getvalue() == ""
+
+
+def test_python_api_refuses_an_output_on_its_input(tmp_path) -> None:
+    """stanet_rt.pipeline.api.run (and stream) check outputs as the CLI does: the input is never overwritten."""
+    from stanet_rt.errors import InputError
+    from stanet_rt.pipeline.api import RunOptions, run
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"precious bytes")
+    with pytest.raises(InputError, match="clip.mp4"):
+        run(clip, options=RunOptions(overlay=tmp_path / "." / "clip.mp4"), log=None)
+    assert clip.read_bytes() == b"precious bytes"

@@ -551,7 +551,11 @@ def open_run(source: str | Path | None, models: list[str | Path] | None = None, 
              stop: threading.Event | None = None) -> tuple[Scheduler, Source]:
     """Load the models, then open the source with their audio sample rate; returns (scheduler, source).
     The caller enters the source (``with source:``) and runs the scheduler."""
+    from stanet_rt.outputs import check_outputs
+
     opts = options or RunOptions()
+    # the Python API refuses what the CLI refuses: an output on the input, folders as files, ... (one line)
+    check_outputs([source, *(models or [])], {"overlay": opts.overlay, "maps": opts.maps})
     bundles = load_models(list(models or []), opts.backend, opts.device, opts.precision)
     rate = next((b.config.audio.sample_rate for b in bundles if b.config.audio is not None), 16000)
     src = open_source(str(source) if source is not None else None, camera, mic, opts.max_frames, rate,
