@@ -37,3 +37,27 @@ def test_source_share_skips_empty_frames_and_clips_without_a_twin() -> None:
     no_twin = {**meta, "distractors": [d for d in meta["distractors"] if not d["same_class"]]}
     assert source_share(maps, no_twin, [0, 1]) == []
     assert twin_pulses(meta) and not twin_pulses(_meta(twin_pulsing=False)) and not twin_pulses(no_twin)
+
+
+def test_train_all_on_an_ave_folder_with_a_foreign_gt_skips_the_report(tmp_path, monkeypatch) -> None:
+    """Issue 15: an AVE-layout folder whose ``gt/`` is of another format trains to the end; the report,
+    which can only score a `stanet-rt synth` set, is skipped with a line instead of failing the run."""
+    import h5py
+    from stanet_rt.training import run_all as run_all_module
+
+    data = tmp_path / "ave"
+    (data / "gt").mkdir(parents=True)
+    (data / "Annotations.txt").write_text("Category&VideoID&Quality&StartTime&EndTime\n")
+    with h5py.File(data / "gt" / "clip.h5", "w") as f:
+        f["saliency"] = np.zeros((2, 8, 8), np.float32)  # not the synthetic set's density / fixations
+    ran: list[str] = []
+    monkeypatch.setattr(run_all_module, "run_stage", lambda ctx, stage: ran.append(stage) or 0.0)
+    monkeypatch.setattr(run_all_module, "run_report", lambda *a, **k: pytest.fail("report on a foreign gt/"))
+    logs: list[str] = []
+    ctx = run_all_module.make_context("synth-tiny", tmp_path / "run", data=data, progress=False, log=logs.append)
+    times = run_all_module.run_all(ctx)
+    assert ran == list(run_all_module.STAGE_ORDER) and "report" not in times
+    assert any(line.startswith("report: skipped") for line in logs)
+    assert not run_all_module.is_synthetic_set(data)
+    (data / "synth.json").write_text("{}")
+    assert run_all_module.is_synthetic_set(data)

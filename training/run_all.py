@@ -153,9 +153,19 @@ def run_all(ctx: StageContext, report: bool = True, results_dir: Path | None = N
     wall time of each stage."""
     ctx.resume = True
     times = {stage: run_stage(ctx, stage) for stage in STAGE_ORDER}
-    if report and (ctx.data / "gt").is_dir():
+    if report and is_synthetic_set(ctx.data):
         times["report"] = run_report(ctx, results_dir)
+    elif report:
+        ctx.log(f"report: skipped ({ctx.data} is not a `stanet-rt synth` set: no ground truth it can score)")
     return times
+
+
+def is_synthetic_set(data: Path) -> bool:
+    """True when ``data`` was written by ``stanet-rt synth`` (its settings file and ``gt/``): only such a
+    set has the ground truth the report scores (an AVE-layout folder may have a ``gt/`` of another format)."""
+    from stanet_rt.training.data.synth import SETTINGS
+
+    return (Path(data) / SETTINGS).is_file() and (Path(data) / "gt").is_dir()
 
 
 DEFAULT_FILES = {"sta": "default.pt", "sta_plus": "default_plus.pt"}
