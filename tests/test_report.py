@@ -61,3 +61,47 @@ def test_train_all_on_an_ave_folder_with_a_foreign_gt_skips_the_report(tmp_path,
     assert not run_all_module.is_synthetic_set(data)
     (data / "synth.json").write_text("{}")
     assert run_all_module.is_synthetic_set(data)
+
+
+def test_training_free_baselines_find_the_colourful_and_the_moving() -> None:
+    from stanet_rt.training.report import motion_baseline, saturation_baseline
+
+    frames = np.full((3, 32, 32, 3), 120, np.uint8)  # grey
+    frames[:, 2:8, 2:8] = (250, 10, 10)  # a still, saturated square
+    for t in range(3):  # a grey square that moves
+        frames[t, 20:26, 10 + 3 * t:16 + 3 * t] = 200
+    sat, mot = saturation_baseline(frames), motion_baseline(frames)
+    assert sat.shape == mot.shape == (3, 32, 32) and sat.max() == pytest.approx(1.0)
+    assert np.unravel_index(sat[1].argmax(), (32, 32))[0] < 10  # the red square
+    assert np.unravel_index(mot[1].argmax(), (32, 32))[0] > 16  # the moving one
+    assert mot[:, :10, :10].max() < 0.05
+
+
+def test_issue_15_checks_margins_source_share_and_teachers(tmp_path) -> None:
+    from stanet_rt.training.report import acceptance, baseline_margins, teacher_accuracy
+
+    row = lambda cc, share=None: {"CC": cc, **({} if share is None else {"source_share": share})}  # noqa: E731
+    scores = {
+        "all": {"centre bias": row(0.2), "colour-saturation baseline": row(0.5), "motion baseline": row(0.3),
+                "centre bias (pseudo-GT frames)": row(0.2), "colour-saturation baseline (pseudo-GT frames)": row(0.4),
+                "motion baseline (pseudo-GT frames)": row(0.3), "pseudo-GT": row(0.45), "STA": row(0.65)},
+        "distractor_events": {"STA": row(0.6, 0.7), "STA (audio off)": row(0.5, 0.55)},
+    }
+    baseline_margins(scores)
+    assert scores["all"]["pseudo-GT"]["CC - colour-saturation baseline"] == pytest.approx(0.05)  # its frames
+    assert scores["all"]["STA"]["CC - colour-saturation baseline"] == pytest.approx(0.15)
+    log = tmp_path / "scam-coarse" / "s" / "log.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_text('{"epoch": 0, "accuracy": 0.4, "val_accuracy": 0.3}\n'
+                   '{"epoch": 1, "accuracy": 0.9, "val_accuracy": 0.8}\n')
+    teachers = teacher_accuracy(tmp_path)
+    assert teachers == {"scam-coarse/s": {"val_accuracy": 0.8, "train_accuracy": 0.9}}
+    checks = acceptance(scores, teachers, chance=0.25)
+    assert not checks["pseudo-GT CC - colour-saturation baseline CC"]["pass"]
+    assert checks["pseudo-GT CC - motion baseline CC"]["pass"] and checks["STA CC - motion baseline CC"]["pass"]
+    assert checks["STA source share (twin clips, event frames)"] == {"value": 0.7, "pass": True}
+    gain = checks["STA source share audio on - off (twin clips, event frames)"]
+    assert gain["value"] == pytest.approx(0.15) and gain["pass"]
+    assert checks["scam-coarse/s validation accuracy (chance 0.25)"]["pass"]
+    assert not acceptance(scores, {"scam-coarse/s": {"val_accuracy": 0.45}}, 0.25)[
+        "scam-coarse/s validation accuracy (chance 0.25)"]["pass"]

@@ -182,6 +182,7 @@ PRESETS: dict[str, SynthConfig] = {
     ),
     "tiny": SynthConfig(size=64, seconds=2, clutter=4),
     "tiny-hard": SynthConfig(size=64, seconds=2, clutter=4, scene=_HARD_SCENE, variation=_HARD),
+    "tiny-unseen": SynthConfig(size=64, seconds=2, clutter=4, variation=_UNSEEN, split=(0.2, 0.2, 0.6)),
 }
 
 
