@@ -11,10 +11,18 @@ never read by training):
 * ``STA``, ``STA+`` and the ``STANet+`` fusion (``FinalFusion.m``: N(max of N(maps))) with audio;
 * their audio-free twins: THE SAME MODELS with ``audio_on = 0`` (the audio-visual gate closed, as the
   runtime does without an audio track), not separately trained models;
-* the ``centre bias`` baseline (``stanet_rt.eval.baselines``).
+* three training-free baselines: the ``centre bias`` (``stanet_rt.eval.baselines``), a
+  ``colour-saturation baseline`` (per-pixel chroma, blurred: "what is colourful") and a ``motion
+  baseline`` (absolute frame difference, blurred: "what moves"); every other method also gets its CC
+  minus each of them (the pseudo-GT against the baselines on its own frames).
+
+Also the teachers' validation accuracy (their ``log.jsonl``) and the checks of issues 3, 8 and 15
+(:func:`acceptance`). ``training.run_all.run_unseen`` writes the same report for a generator
+configuration that training never saw (``<name>_unseen``).
 
 Subsets: ``all`` test videos; ``distractor``: the clips with a silent same-class twin of the source;
-``distractor_events``: their frames where the source sounds (there the true map is the source alone).
+``distractor_events``: their frames where the source sounds (there the true map is the source alone);
+on the twin subsets every method's ``source share`` (:func:`source_share`), audio on and off.
 Per video the frame scores are averaged, then videos are averaged (the protocol's aggregation).
 
 Writes ``<out>/report/<name>.{json,md,png}`` (``<name>`` = ``<preset>_training``) and, when asked, the

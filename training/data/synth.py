@@ -3,7 +3,9 @@ must be found, generated deterministically from a seed, with evaluation-only gro
 
 Each clip shows a source object of its class (the class tag), silent distractors (one of the same
 class in ``distractor_prob`` of the clips, flagged ``has_same_class_distractor``), an object of another
-class, and background clutter; its audio is the source's class sound, modulated by a syllable
+class, optionally bright saturated objects of no class (``SceneParams.salient``), and background
+clutter; a :class:`Variation` randomises per clip the fps, sample rate, class colours, textures,
+timbre and rhythm (presets ``synth-hard``: what training uses, ``synth-unseen``: what it never sees); its audio is the source's class sound, modulated by a syllable
 envelope inside one AVE-style event segment (whole seconds), over quiet background noise. The source
 pulses with that envelope; distractors pulse out of sync or not at all (``synth_scene``). Ground truth
 (never read by training): a Gaussian at the source on event frames, a mixture over the visible
@@ -11,7 +13,7 @@ objects on silent frames (``synth_scene.density_maps``), and fixations sampled f
 
 Layout written under ``OUT``:
 
-    videos/<video_id>.mp4            H.264 (or MPEG-4) + AAC mono, ``fps`` frames/s, ``sample_rate`` Hz
+    videos/<video_id>.mp4            H.264 (or MPEG-4) + AAC mono, the clip's fps and sample rate
     Annotations.txt                  Category&VideoID&Quality&StartTime&EndTime (AVE format)
     trainSet.txt valSet.txt testSet.txt   the splits, same format (``training.data.ave`` reads them)
     meta/<video_id>.json             per-frame boxes of the source and distractors, flags, segments
