@@ -5,7 +5,8 @@ Each clip shows a source object of its class (the class tag), silent distractors
 class in ``distractor_prob`` of the clips, flagged ``has_same_class_distractor``), an object of another
 class, optionally bright saturated objects of no class (``SceneParams.salient``), and background
 clutter; a :class:`Variation` randomises per clip the fps, sample rate, class colours, textures,
-timbre and rhythm (presets ``synth-hard``: what training uses, ``synth-unseen``: what it never sees); its audio is the source's class sound, modulated by a syllable
+timbre and rhythm (presets ``synth-hard``: what training uses, ``synth-unseen``: what it never sees).
+Its audio is the source's class sound, modulated by a syllable
 envelope inside one AVE-style event segment (whole seconds), over quiet background noise. The source
 pulses with that envelope; distractors pulse out of sync or not at all (``synth_scene``). Ground truth
 (never read by training): a Gaussian at the source on event frames, a mixture over the visible
