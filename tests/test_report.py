@@ -1,6 +1,10 @@
-"""stanet_rt.training.report.source_share: how much of a map falls on the true source rather than its silent twin."""
+"""training.report and the end of `train all`: source share, training-free baselines, issue-15 checks, the report on
+the unseen configuration, and an AVE folder whose gt/ the report cannot score."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,3 +109,33 @@ def test_issue_15_checks_margins_source_share_and_teachers(tmp_path) -> None:
     assert checks["scam-coarse/s validation accuracy (chance 0.25)"]["pass"]
     assert not acceptance(scores, {"scam-coarse/s": {"val_accuracy": 0.45}}, 0.25)[
         "scam-coarse/s validation accuracy (chance 0.25)"]["pass"]
+
+
+def test_run_unseen_scores_the_trained_models_on_the_unseen_configuration(tmp_path, monkeypatch) -> None:
+    """Issue 15: ``train all`` also reports on a generator configuration training never saw: its set is
+    generated apart, the trained stages are copied (not the distillation's teacher maps) so that every
+    stage finds its model complete, and the report is written under its own name."""
+    from stanet_rt.training import report as report_module
+    from stanet_rt.training import run_all as run_all_module
+    from stanet_rt.training.presets import get_preset
+    from stanet_rt.training.stages.common import StageContext
+
+    out = tmp_path / "run"
+    (out / "students").mkdir(parents=True)
+    (out / "students" / "sta.pt").write_bytes(b"model")
+    (out / "distill" / "teacher_maps").mkdir(parents=True)
+    (out / "distill" / "lite").mkdir()
+    preset = get_preset("synth-tiny")
+    ctx = StageContext(preset, tmp_path / "train-data", out, progress=False, log_fn=lambda _m: None)
+    seen: list[tuple[str, Path]] = []
+    monkeypatch.setattr(run_all_module, "run_stage", lambda sub, stage: seen.append((stage, sub.data)) or 0.0)
+    written = {}
+    monkeypatch.setattr(report_module, "write_report", lambda sub, results, **kw: written.update(kw, out=sub.out))
+    run_all_module.run_unseen(ctx)
+    data = out / "unseen" / "synth"
+    assert json.loads((data / "synth.json").read_text())["preset"] == preset.unseen.preset == "tiny-unseen"
+    assert [s for s, _ in seen] == list(run_all_module.STAGE_ORDER) and {d for _, d in seen} == {data}
+    assert (out / "unseen" / "students" / "sta.pt").read_bytes() == b"model"
+    assert (out / "unseen" / "distill" / "lite").is_dir() and not (out / "unseen" / "distill" / "teacher_maps").exists()
+    assert written["name"] == "synth_tiny_training_unseen" and written["teachers_from"] == out
+    assert written["out"] == out / "unseen"
