@@ -131,6 +131,12 @@ def test_run_unseen_scores_the_trained_models_on_the_unseen_configuration(tmp_pa
     monkeypatch.setattr(run_all_module, "run_stage", lambda sub, stage: seen.append((stage, sub.data)) or 0.0)
     written = {}
     monkeypatch.setattr(report_module, "write_report", lambda sub, results, **kw: written.update(kw, out=sub.out))
+    from stanet_rt.errors import InputError
+
+    with pytest.raises(InputError, match="not trained to the end"):  # else a stage would train on the unseen set
+        run_all_module.run_unseen(ctx)
+    assert not seen
+    monkeypatch.setattr(run_all_module, "is_complete", lambda run_dir: True)
     run_all_module.run_unseen(ctx)
     data = out / "unseen" / "synth"
     assert json.loads((data / "synth.json").read_text())["preset"] == preset.unseen.preset == "tiny-unseen"

@@ -21,6 +21,7 @@ from typing import Any
 
 from stanet_rt.training.data.atomic import write_text
 from stanet_rt.training.ddp import barrier, init_distributed
+from stanet_rt.training.engine import is_complete
 from stanet_rt.training.presets import Preset, SynthSpec, get_preset
 from stanet_rt.training.stages import STAGES, stage_function
 from stanet_rt.training.stages.common import StageContext
@@ -177,6 +178,10 @@ def run_unseen(ctx: StageContext, results_dir: Path | None = None) -> dict[str, 
     spec = ctx.preset.unseen
     if spec is None:
         raise InputError(f"preset {ctx.preset.name!r} has no unseen configuration")
+    unfinished = [f"{stage}/{name}" for stage, name in trained_runs(ctx.preset)
+                  if not is_complete(ctx.run_dir(stage, name))]
+    if unfinished:  # else a stage would train on the unseen set
+        raise InputError(f"{ctx.out}: {', '.join(unfinished)} not trained to the end; run `train all` first")
     root = ctx.out / UNSEEN
     data = generate_once(spec, root / "synth", ctx.progress, ctx.log)
     for stage in TRAINED:
@@ -189,6 +194,14 @@ def run_unseen(ctx: StageContext, results_dir: Path | None = None) -> dict[str, 
     title = (f"the `{spec.preset}` configuration ({spec.videos} videos, seed {spec.seed}), which training never "
              "saw; the teachers made its pseudo-GT, nothing was trained on it")
     return write_report(sub, results_dir, name=f"{report_name(ctx)}_{UNSEEN}", teachers_from=ctx.out, title=title)
+
+
+def trained_runs(preset: Preset) -> list[tuple[str, str]]:
+    """(stage, run name) of every trainer of ``preset``, in stage order."""
+    runs = [("scam-coarse", b) for b in preset.coarse] + [("scam-fine", b) for b in preset.fine]
+    runs += [("scam-plus", n) for n in preset.plus] + [("switch", "audio_switch")]
+    runs += [("students", s) for s in preset.students]
+    return runs + ([("distill", "lite")] if preset.distill is not None else [])
 
 
 def is_synthetic_set(data: Path) -> bool:
