@@ -148,6 +148,7 @@ def test_train_all_synth_tiny_end_to_end(tmp_path):
         "students",
         "distill",
         "report",
+        "report unseen",
     }
     preset = ctx.preset
     # every trainer finished and checkpointed with its config
@@ -209,6 +210,14 @@ def test_train_all_synth_tiny_end_to_end(tmp_path):
     assert shares["all twins"]["videos"] >= shares["pulsing twins"]["videos"]
     assert shares["all twins"]["share"] is None or 0.0 <= shares["all twins"]["share"] <= 1.0
     assert (out / "report" / "synth_tiny_training.png").stat().st_size > 1000
+    # issue 15: the same report on the configuration training never saw, its pseudo-GT made by the
+    # trained teachers, nothing retrained (the students there are the run's own files)
+    unseen = json.loads((out / "unseen" / "report" / "synth_tiny_training_unseen.json").read_text())
+    assert "never saw" in unseen["title"] and "motion baseline" in unseen["scores"]["all"]
+    assert "CC - colour-saturation baseline" in unseen["scores"]["all"]["STA"]
+    assert (out / "unseen" / "pseudo_gt" / "complete.json").is_file()
+    assert (out / "unseen" / "students" / "sta.pt").read_bytes() == (out / "students" / "sta.pt").read_bytes()
+    assert set(unseen["teachers"]) >= {"scam-coarse/s", "switch/audio_switch"}
     assert json.loads((out / "timings.json").read_text())["wall_s"]["total"] > 0
     # the students install as the runtime's default models (here into a scratch assets folder)
     from stanet_rt.training.run_all import install_defaults
