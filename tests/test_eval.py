@@ -253,18 +253,3 @@ def test_cross_check_against_pysaliency() -> None:
                                                                 np.zeros(len(xs), dtype=int))
         ref = Fixed(s).AUC_Judd(stimuli, fixations, jitter=False)
         assert M.auc_judd(s, fix, jitter=False) == pytest.approx(ref, abs=1e-9)
-
-
-def test_training_free_baselines_find_the_saturated_and_the_moving_object() -> None:
-    from stanet_rt.eval.baselines import motion_map, saturation_map
-
-    frames = np.full((3, 32, 32, 3), 128, np.uint8)  # grey background
-    frames[:, 4:10, 4:10] = (230, 30, 30)  # a still, saturated red square
-    for t in range(3):  # a moving white (unsaturated) square
-        frames[t, 20:26, 8 + 4 * t:14 + 4 * t] = 255
-    sat, mot = saturation_map(frames), motion_map(frames)
-    assert sat.shape == mot.shape == (3, 32, 32) and sat.dtype == mot.dtype == np.float32
-    assert np.unravel_index(sat[1].argmax(), (32, 32))[0] < 12  # the red square, not the white one
-    assert np.unravel_index(mot[1].argmax(), (32, 32))[0] > 16  # the moving square, not the still one
-    assert float(mot[:, :12, :12].max()) < 1e-3 * float(mot.max())
-    assert not motion_map(frames[:1]).any()

@@ -234,6 +234,50 @@ def test_audio_dropout_step_closes_a_share_of_the_gates() -> None:
     assert 0.18 < 1 - float(seen[0].mean()) < 0.32
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.25])
+def test_train_student_trains_with_the_presets_audio_dropout(tmp_path, monkeypatch, dropout: float) -> None:
+    """The wiring, not the helper: what ``train_student`` hands to ``fit`` closes the audio gate of the
+    preset's share of clips (issue 14.6: it always passed ``student_step``)."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from stanet_rt.training.presets import get_preset
+    from stanet_rt.training.stages import students
+
+    preset = dataclasses.replace(get_preset("synth-tiny"), warm_start={}, val_stride=None)
+    trainer = preset.students["sta"]
+    trainer = dataclasses.replace(trainer, settings=trainer.settings.replace(audio_dropout=dropout))
+    config = get_config("tiny_lite")
+    ctx = SimpleNamespace(resume=False, out=tmp_path, preset=preset, log=lambda _m: None,
+                          run_dir=lambda stage, name: tmp_path / stage / name,
+                          model_config=lambda _t: config)
+    handed: list = []
+
+    class Handed(Exception):
+        pass
+
+    def fake_fit(ctx, stage, name, model, dataset, step, *args, **kwargs):
+        handed.append(step)
+        raise Handed
+
+    monkeypatch.setattr(students, "student_dataset", lambda *a, **k: [])
+    monkeypatch.setattr(students, "new_model", lambda *a, **k: build_model(config))
+    monkeypatch.setattr(students, "fit", fake_fit)
+    with pytest.raises(Handed):
+        students.train_student(ctx, "sta", trainer)
+    seen: list[torch.Tensor] = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, frames, spectrograms=None, audio_on=None):
+            seen.append(torch.ones(len(frames)) if audio_on is None else audio_on)
+            return torch.zeros(len(frames), 1, 1, 4, 4, requires_grad=True)
+
+    torch.manual_seed(0)
+    handed[0](Recorder(), {"frames": torch.zeros(400, 1, 3, 4, 4), "gt": torch.rand(400, 1, 1, 4, 4)})
+    closed = 1 - float(seen[0].mean())
+    assert (closed == 0.0) if dropout == 0.0 else (0.18 < closed < 0.32)
+
+
 def test_sync_gate_student_contract_and_audio_free_path() -> None:
     from stanet_rt.config import get_config as config_of
 

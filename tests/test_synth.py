@@ -241,3 +241,52 @@ def test_cli_synth(tmp_path: Path) -> None:
     (unrelated / "videos").mkdir(parents=True)
     refused = runner.invoke(app, ["synth", str(unrelated), "--videos", "1", "--overwrite", "-q"])
     assert refused.exit_code == 2 and (unrelated / "videos").is_dir()
+
+
+def test_variation_randomises_looks_rates_and_adds_salient_distractors() -> None:
+    """Issue 15: the hard configuration varies fps, sample rate, colours, textures and sizes per clip, and
+    adds bright saturated silent distractors; a same-class twin still looks exactly like the source."""
+    hard = PRESETS["tiny-hard"]
+    clips = [make_clip(hard, 3, i) for i in range(12)]
+    assert len({c.fps for c in clips}) > 1 and len({c.sample_rate for c in clips}) > 1
+    for c in clips:
+        assert len(c.frames) == c.fps * hard.seconds and len(c.audio) == c.sample_rate * hard.seconds
+    salient = [t for c in clips for t in c.tracks if t.role == "salient"]
+    assert salient and all(t.colour is not None and max(t.colour) == 255 and min(t.colour) == 0 for t in salient)
+    assert all(t.pulsing and t.class_index == -1 for t in salient)
+    # the same clip twice is the same clip; the plain tiny preset is untouched by the variation stream
+    again = make_clip(hard, 3, 5)
+    np.testing.assert_array_equal(again.frames, clips[5].frames)
+    np.testing.assert_array_equal(again.audio, clips[5].audio)
+    assert all(t.role != "salient" for i in range(6) for t in make_clip(TINY, 3, i).tracks)
+    # colours are jittered per clip: the source's rendered colour is not always the class colour
+    def source_rgb(c):
+        box = c.tracks[0].boxes()[0].round().astype(int)
+        cx, cy = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
+        return c.frames[0, cy, cx].astype(int)
+
+    offsets = [np.abs(source_rgb(c) - np.array(c.klass.colour) * (0.8 + 0.2 * c.tracks[0].pulse[0])).max()
+               for c in clips]
+    assert max(offsets) > 20
+
+
+def test_twin_keeps_the_sources_look_under_variation() -> None:
+    hard = dataclasses.replace(
+        PRESETS["tiny-hard"], scene=dataclasses.replace(PRESETS["tiny-hard"].scene, distractor_prob=1.0, salient=0),
+        noise=0.0, clutter=0)
+    clip = make_clip(hard, 1, 0)
+    src, twin = clip.tracks[0], next(t for t in clip.tracks if t.role == "same_class")
+
+    def mean_rgb(track, t):  # the mean colour inside the inner half of the object's box
+        x0, y0, x1, y1 = track.boxes()[t]
+        qx, qy = (x1 - x0) / 4, (y1 - y0) / 4
+        return clip.frames[t, int(y0 + qy):int(y1 - qy), int(x0 + qx):int(x1 - qx)].reshape(-1, 3).mean(0)
+
+    t = int(np.argmin(np.abs(src.pulse - twin.pulse)))  # a frame where both pulse alike
+    assert np.abs(mean_rgb(src, t) - mean_rgb(twin, t)).max() < 25
+    assert meta_roles(clip) >= {"source", "same_class"}
+
+
+def meta_roles(clip) -> set[str]:
+    meta = clip.meta(PRESETS["tiny-hard"])
+    return {meta["source"]["role"], *(d["role"] for d in meta["distractors"])}

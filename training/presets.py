@@ -101,7 +101,8 @@ class Preset:
     ``stanet-rt train distill`` (``training.stages.distill``), trained on the fused STANet+ maps blended
     with the pseudo-GT by ``distill_pgt_weight``; ``warm_start['lite']`` may start it from a model.
     ``av_sync``: reweight the pseudo-GT by audio-visual synchrony (``training.av_sync``; None = the
-    original's pseudo-GT).
+    original's pseudo-GT). ``unseen``: the set of another generator configuration that ``train all``
+    also reports on (``training.run_all.run_unseen``: the trained models, no training on it).
     """
 
     name: str
@@ -125,6 +126,8 @@ class Preset:
     distill: Trainer | None = None
     distill_pgt_weight: float = 0.0
     av_sync: SyncSettings | None = None
+    # issue 15: a synthetic configuration training never sees, on which ``train all`` also reports
+    unseen: SynthSpec | None = None
 
     def __post_init__(self) -> None:
         for name in self.plus:
@@ -323,6 +326,7 @@ def _light_preset(
     synth: SynthSpec,
     strides: dict[str, int],
     batch: int = 8,
+    unseen: SynthSpec | None = None,
 ) -> Preset:
     sa_plus = next(n for n in plus_names if plus_branch(n)[0] == "sa_plus")
     cfg = _light_configs(w)
@@ -373,6 +377,7 @@ def _light_preset(
             tr("sta", "student", 5e-4, _STUDENT_AUGMENT), config=cfg["sta"].replace(name=cfg["sta"].name + "_distilled")
         ),
         synth=synth,
+        unseen=unseen,
         # the category tags cannot teach which of two look-alikes sounds: pixels that move with the audio can
         av_sync=SyncSettings(),
         val_stride=4,
@@ -404,8 +409,11 @@ def _synth_lite() -> Preset:
         frame_size=128,
         epochs={"scam": 2, "fine": 1, "plus": 2, "switch": 2, "student": 3},
         plus_names=("s_plus_cross", "sa_plus_long", "sa_plus_cross", "st_plus_short"),
-        synth=SynthSpec(videos=128, preset="synth-lite", overrides={"distractor_prob": 0.75}),
+        # issue 15: the randomised set (looks, sounds, rhythms, salient distractors, fps, sample rates);
+        # the report also scores the models on "synth-unseen", a configuration training never sees
+        synth=SynthSpec(videos=128, preset="synth-hard", overrides={"distractor_prob": 0.75}),
         strides={"st": 2, "s_plus": 2, "sa_plus": 2, "st_plus": 2, "sta": 2, "sta_plus": 2},
+        unseen=SynthSpec(videos=30, preset="synth-unseen", seed=1000),
     )
 
 
@@ -431,6 +439,7 @@ def _synth_tiny() -> Preset:
         synth=SynthSpec(videos=8, preset="tiny", overrides={"classes": 2}),
         strides={"st": 2, "s_plus": 2, "sa_plus": 2, "st_plus": 2, "sta_plus": 2},
         batch=4,
+        unseen=SynthSpec(videos=5, preset="tiny-unseen", seed=1000, overrides={"classes": 2}),
     )
 
 

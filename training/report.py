@@ -11,15 +11,18 @@ never read by training):
 * ``STA``, ``STA+`` and the ``STANet+`` fusion (``FinalFusion.m``: N(max of N(maps))) with audio;
 * their audio-free twins: THE SAME MODELS with ``audio_on = 0`` (the audio-visual gate closed, as the
   runtime does without an audio track), not separately trained models;
-* the training-free baselines (``stanet_rt.eval.baselines``): ``centre bias``, a colour-saturation map and a
-  motion map (what any learned method must beat: bright saturated distractors and moving objects are
-  salient without any learning), also on the pseudo-GT's frames;
-* the teachers' validation accuracy from their logs (against chance);
-* acceptance checks: CC over centre, CC over both training-free baselines, the source share on twin clips
-  with audio and its gain over audio off, audio on - off CC, the distilled student against its teacher.
+* three training-free baselines: the ``centre bias`` (``stanet_rt.eval.baselines``), a
+  ``colour-saturation baseline`` (per-pixel chroma, blurred: "what is colourful") and a ``motion
+  baseline`` (absolute frame difference, blurred: "what moves"); every other method also gets its CC
+  minus each of them (the pseudo-GT against the baselines on its own frames).
+
+Also the teachers' validation accuracy (their ``log.jsonl``) and the checks of issues 3, 8 and 15
+(:func:`acceptance`). ``training.run_all.run_unseen`` writes the same report for a generator
+configuration that training never saw (``<name>_unseen``).
 
 Subsets: ``all`` test videos; ``distractor``: the clips with a silent same-class twin of the source;
-``distractor_events``: their frames where the source sounds (there the true map is the source alone).
+``distractor_events``: their frames where the source sounds (there the true map is the source alone);
+on the twin subsets every method's ``source share`` (:func:`source_share`), audio on and off.
 Per video the frame scores are averaged, then videos are averaged (the protocol's aggregation).
 
 Writes ``<out>/report/<name>.{json,md,png}`` (``<name>`` = ``<preset>_training``) and, when asked, the
@@ -39,6 +42,7 @@ import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
+from stanet_rt.training.data.atomic import write_text
 from stanet_rt.training.data.pseudo_gt import available_frames, pseudo_gt_path, read_pseudo_gt
 from stanet_rt.training.data.records import VideoRecord
 from stanet_rt.training.pseudo_gt import fuse_video
@@ -53,9 +57,8 @@ from stanet_rt.training.stages.students import (
 )
 
 from stanet_rt.errors import InputError
-from stanet_rt.eval.baselines import centre_bias, motion_map, saturation_map
+from stanet_rt.eval.baselines import centre_bias
 from stanet_rt.eval.evaluate import evaluate_maps
-from stanet_rt.fileio import atomic_path, write_text
 
 METRICS = ("CC", "NSS", "AUC_J", "SIM")
 SUBSETS = ("all", "distractor", "distractor_events")
@@ -65,12 +68,6 @@ TEACHER = "STANet+"
 MIN_TEACHER_CC = 0.85  # issue 8: the distilled student's maps against the fused teacher's
 MIN_TEACHER_RATIO = 0.9  # issue 8: its metrics against the truth within 10 % of the teacher's
 AUDIO_OFF = " (audio off)"
-SATURATION = "saturation (training-free)"
-MOTION = "motion (training-free)"
-PGT_FRAMES = " (pseudo-GT frames)"
-MIN_BASELINE_GAIN = 0.1  # issue 15: pseudo-GT and students beat both training-free baselines by this CC
-MIN_SOURCE_SHARE = 0.65  # issue 15: students' source share on twin clips with audio ...
-MIN_SHARE_GAIN = 0.1  # ... and at least this much above audio off
 PGT_NO_SYNC = "pseudo-GT (no audio sync)"
 # "audio-gated beats audio-free": by at least this much CC; equal models differ by up to ~0.003 from
 # run to run, so a smaller gain is not a win
@@ -91,26 +88,6 @@ def read_truth(data: Path, video_id: str) -> tuple[np.ndarray, np.ndarray, dict[
     with h5py.File(gt_path, "r") as f:
         density, fixations = f["density"][()], f["fixations"][()]
     return density, fixations, read_meta(data, video_id)
-
-
-def has_truth(data: Path, video_id: str) -> bool:
-    """Whether ``gt/<video_id>.h5`` is the synthetic set's ground truth (readable, with ``density`` and
-    ``fixations`` of the same (T, H, W) shape). An AVE / STAViS folder may hold a ``gt/`` of its own format:
-    such videos are not scored (the report skips what it cannot score instead of failing)."""
-    path = data / "gt" / f"{video_id}.h5"
-    if not path.is_file():
-        return False
-    try:
-        with h5py.File(path, "r") as f:
-            d, x = f.get("density"), f.get("fixations")
-            return d is not None and x is not None and d.ndim == 3 and d.shape == x.shape
-    except OSError:
-        return False
-
-
-def scorable_records(data: Path, records: Sequence[VideoRecord]) -> list[VideoRecord]:
-    """The records whose synthetic ground truth :func:`has_truth`."""
-    return [r for r in records if has_truth(data, r.video_id)]
 
 
 def read_meta(data: Path, video_id: str) -> dict[str, Any]:
@@ -166,6 +143,54 @@ def source_share(
     return out
 
 
+def _blur(maps: np.ndarray, sigma: float) -> np.ndarray:
+    """Each map (T, H, W) Gaussian-blurred by ``sigma`` pixels and scaled to max 1 (all-zero stays 0)."""
+    from scipy.ndimage import gaussian_filter
+
+    out = gaussian_filter(maps.astype(np.float32), sigma=(0, sigma, sigma))
+    peak = out.reshape(len(out), -1).max(axis=1)[:, None, None]
+    return np.where(peak > 0, out / np.maximum(peak, 1e-12), 0.0).astype(np.float32)
+
+
+def saturation_baseline(frames: np.ndarray) -> np.ndarray:
+    """Training-free "what is colourful" map: per pixel chroma (max - min of R, G, B) of ``frames``
+    (T, H, W, 3) uint8, blurred by H / 32 px, max 1 per frame: (T, H, W) float32."""
+    f = frames.astype(np.float32)
+    return _blur(f.max(axis=-1) - f.min(axis=-1), frames.shape[1] / 32)
+
+
+def motion_baseline(frames: np.ndarray) -> np.ndarray:
+    """Training-free "what moves" map: per pixel mean absolute RGB difference to the previous frame (frame
+    0: to frame 1) of ``frames`` (T, H, W, 3) uint8, blurred by H / 32 px, max 1 per frame: (T, H, W)."""
+    f = frames.astype(np.float32)
+    if len(f) < 2:
+        return np.zeros(f.shape[:3], np.float32)
+    diff = np.abs(np.diff(f, axis=0)).mean(axis=-1)
+    return _blur(np.concatenate([diff[:1], diff]), frames.shape[1] / 32)
+
+
+SATURATION, MOTION, CENTRE = "colour-saturation baseline", "motion baseline", "centre bias"
+BASELINES = (CENTRE, SATURATION, MOTION)
+PGT_FRAMES = " (pseudo-GT frames)"
+
+
+def teacher_accuracy(out: Path) -> dict[str, dict[str, float | None]]:
+    """The teachers' and the AudioSwitch's validation accuracy at their last epoch (``val_accuracy`` of
+    ``<out>/<stage>/<branch>/log.jsonl``), with their training accuracy: {"stage/branch": {...}}."""
+    rows: dict[str, dict[str, float | None]] = {}
+    for stage in ("scam-coarse", "scam-fine", "scam-plus", "switch"):
+        for log in sorted((out / stage).glob("*/log.jsonl")):
+            lines = [ln for ln in log.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            if not lines:
+                continue
+            last = json.loads(lines[-1])
+            rows[f"{stage}/{log.parent.name}"] = {
+                "val_accuracy": last.get("val_accuracy"),
+                "train_accuracy": last.get("accuracy"),
+            }
+    return rows
+
+
 def twin_pulses(meta: dict[str, Any]) -> bool:
     """True when the clip's silent same-class twin pulses on its own rhythm (so only the audio's timing
     tells the two apart), False when it is still or there is none."""
@@ -199,9 +224,9 @@ def evaluate_test_set(
     ctx: StageContext, progress: Callable[[str], None] | None = None
 ) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, Any]]:
     """Scores {subset: {method: {metric: value, videos, frames}}} and the maps used for the figure."""
-    records = scorable_records(ctx.data, ctx.records("test"))
+    records = ctx.records("test")
     if not records:
-        raise InputError(f"{ctx.data}: no test video has synthetic ground truth (gt/<video>.h5)")
+        raise InputError(f"{ctx.data}: the test split has no videos")
     size = ctx.preset.frame_size
     store = ctx.store("test")
     preds: dict[str, dict[str, np.ndarray]] = {}
@@ -269,9 +294,9 @@ def _score_videos(
             subsets["distractor"] = t_all
             subsets["distractor_events"] = t_all[rec.events]
         centre = np.broadcast_to(centre_bias((size, size)), (rec.n_frames, size, size))
-        rgb = store.frames(v)
-        baselines = {SATURATION: _at_size(saturation_map(rgb), size), MOTION: _at_size(motion_map(rgb), size)}
-        methods = {"centre bias": centre, **baselines, **{m: p[rec.video_id] for m, p in preds.items()}}
+        frames_rgb = store.frames(v)
+        baselines = {CENTRE: centre, SATURATION: saturation_baseline(frames_rgb), MOTION: motion_baseline(frames_rgb)}
+        methods = {**baselines, **{m: p[rec.video_id] for m, p in preds.items()}}
         pgt_frames = np.array(sorted(available_frames(ctx.pseudo_gt_dir, rec.video_id)), dtype=np.int64)
         pgt = np.zeros((rec.n_frames, size, size), np.float32)
         for t in pgt_frames:
@@ -288,8 +313,7 @@ def _score_videos(
             fused, _ = fuse_video(video_branches(ctx, cam_files, rec.video_id), ctx.preset.min_maps)
             empty = np.zeros((size, size), np.float32)
             pgt_methods.append((PGT_NO_SYNC, np.stack([empty if m is None else m for m in fused])))
-        pgt_methods.append(("centre bias" + PGT_FRAMES, centre))
-        pgt_methods += [(name + PGT_FRAMES, maps) for name, maps in baselines.items()]
+        pgt_methods += [(name + PGT_FRAMES, m) for name, m in baselines.items()]
         for subset, frames in subsets.items():
             for method, pred in methods.items():
                 r = _score(pred, density, fixations, frames)
@@ -307,7 +331,7 @@ def _score_videos(
         if rec.video_id == example_video:
             examples = {
                 "video": rec.video_id,
-                "frames": store.frames(v),
+                "frames": frames_rgb,
                 "density": density,
                 "events": rec.events,
                 "pseudo_gt": pgt,
@@ -315,34 +339,6 @@ def _score_videos(
                 "preds": {m: p[rec.video_id] for m, p in preds.items()},
             }
     return examples
-
-
-def _at_size(maps: np.ndarray, size: int) -> np.ndarray:
-    """(T, h, w) maps bilinearly resized to (T, size, size) (unchanged when already that size)."""
-    if maps.shape[1:] == (size, size):
-        return maps
-    return F.interpolate(torch.from_numpy(np.ascontiguousarray(maps))[:, None], size=(size, size),
-                         mode="bilinear", align_corners=False)[:, 0].numpy()
-
-
-def teacher_accuracy(ctx: StageContext) -> dict[str, dict[str, float]]:
-    """Each teacher's (SCAM, SCAM+, AudioSwitch) last validation accuracy from its ``log.csv``, with the
-    chance level (1 / number of classes in the training split; 1/2 for the AudioSwitch's on/off)."""
-    import csv
-
-    classes = len({r.class_index for r in ctx.records("train")}) or 1
-    out: dict[str, dict[str, float]] = {}
-    for stage in ("scam-coarse", "scam-fine", "scam-plus", "switch"):
-        for log in sorted((ctx.out / stage).glob("*/log.csv")):
-            with log.open(newline="", encoding="utf-8") as f:
-                rows = list(csv.DictReader(f))
-            if rows and rows[-1].get("val_accuracy") not in (None, ""):
-                out[f"{stage}/{log.parent.name}"] = {
-                    "val_accuracy": round(float(rows[-1]["val_accuracy"]), 4),
-                    "train_accuracy": round(float(rows[-1].get("accuracy") or "nan"), 4),
-                    "chance": round(0.5 if stage == "switch" else 1.0 / classes, 4),
-                }
-    return out
 
 
 def teacher_agreement(student: dict[str, np.ndarray], teacher: dict[str, np.ndarray],
@@ -360,34 +356,65 @@ def teacher_agreement(student: dict[str, np.ndarray], teacher: dict[str, np.ndar
     return round(float(np.mean(per_video)), 4) if per_video else float("nan")
 
 
-def acceptance(scores: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]:
+MIN_BASELINE_MARGIN = 0.1  # issue 15: pseudo-GT and students beat both training-free baselines by this CC
+MIN_SOURCE_SHARE = 0.65  # issue 15: students' source share on twin clips' event frames, audio on
+MIN_SHARE_GAIN = 0.1  # issue 15: ... and at least this much above the same model with audio off
+STUDENTS = ("STA", "STA+", "STANet+", LITE)
+
+
+def baseline_margins(scores: dict[str, dict[str, dict[str, float]]]) -> None:
+    """Add ``CC - <baseline>`` for every method of every subset, in place: the pseudo-GT against the
+    baselines on its own frames, the others on all frames."""
+    for table in scores.values():
+        for method, row in table.items():
+            if method in BASELINES or method.endswith(PGT_FRAMES):
+                continue
+            suffix = PGT_FRAMES if method.startswith("pseudo-GT") else ""
+            for base in BASELINES:
+                ref = table.get(base + suffix, {}).get("CC")
+                if ref is not None and np.isfinite(ref):
+                    row[f"CC - {base}"] = round(row["CC"] - ref, 4)
+
+
+def acceptance(
+    scores: dict[str, dict[str, dict[str, float]]], teachers: dict[str, dict[str, float | None]] | None = None,
+    chance: float | None = None,
+) -> dict[str, Any]:
     """The issues' checks: pseudo-GT and students beat the centre bias by >= 0.2 CC (all test videos);
     audio-gated models beat their audio-free twins on the same-class-distractor clips (CC, by at least
     ``AUDIO_MIN_GAIN``; the pseudo-GT's audio-free twin is the fusion without the sync step); the distilled
     light student's maps agree with its teacher's (CC >= 0.85) and its metrics against the truth are
-    within 10 % of the teacher's (issue 8)."""
+    within 10 % of the teacher's (issue 8). Issue 15: pseudo-GT and students beat the colour-saturation
+    and the motion baseline by >= 0.1 CC; the students' source share on the twin clips' event frames is
+    >= 0.65 with audio and >= 0.1 above audio off; every teacher's validation accuracy is at least twice
+    ``chance``."""
     checks: dict[str, Any] = {}
     allv = scores.get("all", {})
     centre = allv.get("centre bias", {}).get("CC")
-    for m in ("pseudo-GT", "STA", "STA+", "STANet+", LITE):
+    for m in ("pseudo-GT", *STUDENTS):
         if m in allv and centre is not None:
             ref = allv["centre bias" + PGT_FRAMES]["CC"] if m == "pseudo-GT" else centre
             gain = allv[m]["CC"] - ref
             checks[f"{m} CC - centre CC"] = {"value": round(gain, 4), "pass": bool(gain >= 0.2)}
-    for m in ("pseudo-GT", "STA", "STA+", "STANet+", LITE):
         for base in (SATURATION, MOTION):
-            ref = allv.get(base + PGT_FRAMES if m == "pseudo-GT" else base, {}).get("CC")
-            if m in allv and ref is not None:
-                gain = allv[m]["CC"] - ref
-                checks[f"{m} CC - {base} CC"] = {"value": round(gain, 4), "pass": bool(gain >= MIN_BASELINE_GAIN)}
-    twins = scores.get("distractor", {})
-    for m in ("STA", "STA+", "STANet+", LITE):
-        on, off = twins.get(m, {}).get("source_share"), twins.get(m + AUDIO_OFF, {}).get("source_share")
+            margin = allv.get(m, {}).get(f"CC - {base}")
+            if margin is not None:
+                checks[f"{m} CC - {base} CC"] = {"value": margin, "pass": bool(margin >= MIN_BASELINE_MARGIN)}
+    events = scores.get("distractor_events", {})
+    for m in STUDENTS:
+        on, off = events.get(m, {}).get("source_share"), events.get(m + AUDIO_OFF, {}).get("source_share")
         if on is not None:
-            checks[f"{m} source share on twin clips"] = {"value": on, "pass": bool(on >= MIN_SOURCE_SHARE)}
-            if off is not None:
-                checks[f"{m} source share audio on - off"] = {"value": round(on - off, 4),
-                                                               "pass": bool(on - off >= MIN_SHARE_GAIN)}
+            checks[f"{m} source share (twin clips, event frames)"] = {
+                "value": on, "pass": bool(on >= MIN_SOURCE_SHARE)}
+        if on is not None and off is not None:
+            checks[f"{m} source share audio on - off (twin clips, event frames)"] = {
+                "value": round(on - off, 4), "pass": bool(on - off >= MIN_SHARE_GAIN)}
+    if chance is not None:
+        for name, row in (teachers or {}).items():
+            acc = row.get("val_accuracy")
+            if acc is not None and not name.startswith("switch"):
+                checks[f"{name} validation accuracy (chance {chance:.2f})"] = {
+                    "value": acc, "pass": bool(acc >= 2 * chance)}
     lite = allv.get(LITE, {})
     if "CC_vs_teacher" in lite:
         value = lite["CC_vs_teacher"]
@@ -415,6 +442,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"# Weakly supervised training on the synthetic set: preset `{result['preset']}`",
         "",
+        f"Test set: {result.get('title', 'held-out videos of the training configuration')}.",
+        "",
         f"Test split: {result['test_videos']} held-out videos ({result['distractor_videos']} with a silent "
         "same-class distractor). Metrics against the true source maps (evaluation-only ground truth); "
         "audio off = the same model with its audio-visual gate closed (`audio_on = 0`).",
@@ -425,17 +454,19 @@ def markdown(result: dict[str, Any]) -> str:
         if not table:
             continue
         share = any("source_share" in row for row in table.values())
+        margins = [f"CC - {b}" for b in BASELINES] if subset == "all" else []
+        heads = [*METRICS, *(m.replace(" baseline", "") for m in margins)] + (["source share"] if share else [])
         lines += [
             f"## {subset}",
             "",
-            "| method | videos | frames | " + " | ".join(METRICS) + (" | source share |" if share else " |"),
-            "|---|---|---|" + "---|" * (len(METRICS) + share),
+            "| method | videos | frames | " + " | ".join(heads) + " |",
+            "|---|---|---|" + "---|" * len(heads),
         ]
         for method, row in table.items():
-            vals = " | ".join(f"{row[k]:.3f}" for k in METRICS)
+            vals = [f"{row[k]:.3f}" for k in METRICS] + [f"{row[k]:+.3f}" if k in row else "-" for k in margins]
             if share:
-                vals += f" | {row['source_share']:.3f}" if "source_share" in row else " | -"
-            lines.append(f"| {method} | {row['videos']} | {row['frames']} | {vals} |")
+                vals.append(f"{row['source_share']:.3f}" if "source_share" in row else "-")
+            lines.append(f"| {method} | {row['videos']} | {row['frames']} | {' | '.join(vals)} |")
         lines.append("")
         if share:
             lines += [
@@ -459,12 +490,14 @@ def markdown(result: dict[str, Any]) -> str:
             for k, v in pgt_share.items()
         ]
         lines.append("")
-    teachers = result.get("teacher_accuracy")
+    teachers = result.get("teachers") or {}
     if teachers:
-        lines += ["## Teachers: validation accuracy (category tags)", "",
-                  "| teacher | val accuracy | train accuracy | chance |", "|---|---|---|---|"]
-        lines += [f"| {k} | {v['val_accuracy']:.3f} | {v['train_accuracy']:.3f} | {v['chance']:.3f} |"
-                  for k, v in teachers.items()]
+        lines += ["## Teachers' accuracy (last epoch)", "", "| model | validation | training |", "|---|---|---|"]
+        lines += [
+            f"| {k} | " + " | ".join("-" if v[c] is None else f"{v[c]:.3f}" for c in ("val_accuracy", "train_accuracy"))
+            + " |"
+            for k, v in teachers.items()
+        ]
         lines.append("")
     lines += ["## Acceptance checks", "", "| check | value | pass |", "|---|---|---|"]
     lines += [
@@ -529,41 +562,41 @@ def figure(examples: dict[str, Any], path: Path, n_frames: int = 4) -> Path | No
         axes[i, 0].set_ylabel(f"t={t}", fontsize=7)
     fig.suptitle(f"{examples['video']} (test split)", fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:  # keeps the .png suffix: savefig picks the format from it
-        fig.savefig(tmp, dpi=110)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=110)
     plt.close(fig)
+    tmp.replace(path)
     return path
 
 
-def write_report(ctx: StageContext, results_dir: Path | None = None) -> dict[str, Any] | None:
-    """Evaluate, then write ``<out>/report/<name>.{json,md,png}`` (and copies in ``results_dir``).
-
-    Scores the test videos that have the synthetic set's ground truth; without any (real data in the AVE
-    layout) it says so and returns None: the report is for the synthetic set."""
+def write_report(
+    ctx: StageContext, results_dir: Path | None = None, name: str | None = None, teachers_from: Path | None = None,
+    title: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate, then write ``<out>/report/<name>.{json,md,png}`` (and copies in ``results_dir``);
+    ``name`` defaults to :func:`report_name`; ``teachers_from``: the run folder whose teachers' logs give
+    their validation accuracy (default ``ctx.out``); ``title``: what the test set is (markdown heading)."""
     from stanet_rt.benchmarks.common import machine_info
 
-    all_test = ctx.records("test")
-    records = scorable_records(ctx.data, all_test)
-    if not records:
-        ctx.log(f"report: skipped: none of the {len(all_test)} test videos of {ctx.data} has synthetic "
-                "ground truth (gt/<video>.h5 with density + fixations); the report scores synthetic sets")
-        return None
-    if len(records) < len(all_test):
-        ctx.log(f"report: {len(all_test) - len(records)} of {len(all_test)} test videos have no synthetic "
-                "ground truth and are not scored")
     scores, examples = evaluate_test_set(ctx, ctx.log)
+    baseline_margins(scores)
+    teachers = teacher_accuracy(teachers_from or ctx.out)
+    first = next(iter(ctx.preset.coarse.values()), None)
+    chance = 1.0 / first.config.num_classes if first is not None else None
+    records = ctx.records("test")
     twins = sum(bool(read_meta(ctx.data, r.video_id).get("has_same_class_distractor")) for r in records)
     timings_path = ctx.out / "timings.json"
     result = {
         "preset": ctx.preset.name,
         "test_videos": len(records),
-        "test_videos_without_truth": len(all_test) - len(records),
         "distractor_videos": twins,
         "metrics": list(METRICS),
+        "title": title or "held-out videos of the training configuration",
         "scores": scores,
-        "acceptance": acceptance(scores),
+        "teachers": teachers,
+        "acceptance": acceptance(scores, teachers, chance),
         "pseudo_gt_source_share": pseudo_gt_source_share(ctx),
-        "teacher_accuracy": teacher_accuracy(ctx),
         "audio_free_twin": "the same student with audio_on = 0 (audio-visual gate closed)",
         "timings": json.loads(timings_path.read_text(encoding="utf-8")) if timings_path.is_file() else {},
         "student_mb": {
@@ -573,7 +606,7 @@ def write_report(ctx: StageContext, results_dir: Path | None = None) -> dict[str
         },
         "machine": machine_info(),
     }
-    name = report_name(ctx)
+    name = name or report_name(ctx)
     report_dir = ctx.out / "report"
     write_text(report_dir / f"{name}.json", json.dumps(result, indent=1, default=float) + "\n")
     write_text(report_dir / f"{name}.md", markdown(result))

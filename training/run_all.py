@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from stanet_rt.training.ddp import barrier, init_distributed
-from stanet_rt.training.presets import Preset, get_preset
+from stanet_rt.training.engine import is_complete
+from stanet_rt.training.presets import Preset, SynthSpec, get_preset
 from stanet_rt.training.stages import STAGES, stage_function
 from stanet_rt.training.stages.common import StageContext
 
@@ -32,10 +33,24 @@ COMMANDS = (*STAGE_ORDER, "all", "report")
 TIMINGS = "timings.json"
 
 
-def _synth_settings(preset: Preset) -> dict[str, Any]:
-    spec = preset.synth
-    assert spec is not None
+def _synth_spec_settings(spec: SynthSpec) -> dict[str, Any]:
     return {"videos": spec.videos, "preset": spec.preset, "seed": spec.seed, **spec.overrides}
+
+
+def generate_once(spec: SynthSpec, root: Path, progress: bool, log: Callable[[str], None]) -> Path:
+    """The synthetic set of ``spec`` in ``root``, generated unless it is there with the same settings."""
+    wanted = _synth_spec_settings(spec)
+    stamp = root / "train_synth_settings.json"
+    if stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")) == wanted:
+        return root
+    from stanet_rt.training.data.synth import generate_synth
+
+    log(f"generating the synthetic set ({spec.videos} videos, {spec.preset}) into {root}")
+    generate_synth(
+        root, spec.videos, seed=spec.seed, preset=spec.preset, overwrite=True, progress=progress, **spec.overrides
+    )
+    write_text(stamp, json.dumps(wanted, sort_keys=True) + "\n")
+    return root
 
 
 def prepare_data(
@@ -49,26 +64,7 @@ def prepare_data(
         return data
     if preset.synth is None:
         raise InputError(f"preset {preset.name!r} needs --data (the AVE data set folder)")
-    root = out / "synth"
-    wanted = _synth_settings(preset)
-    stamp = root / "train_synth_settings.json"
-    if stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")) == wanted:
-        return root
-    from stanet_rt.training.data.synth import generate_synth
-
-    spec = preset.synth
-    log(f"generating the synthetic set ({spec.videos} videos, {spec.preset}) into {root}")
-    generate_synth(
-        root,
-        spec.videos,
-        seed=spec.seed,
-        preset=spec.preset,
-        overwrite=True,
-        progress=progress,
-        **spec.overrides,
-    )
-    write_text(stamp, json.dumps(wanted, sort_keys=True) + "\n")
-    return root
+    return generate_once(preset.synth, out / "synth", progress, log)
 
 
 def make_context(
@@ -153,9 +149,67 @@ def run_all(ctx: StageContext, report: bool = True, results_dir: Path | None = N
     trains to the end; copies go to ``results_dir`` when given). Returns the wall time of each stage."""
     ctx.resume = True
     times = {stage: run_stage(ctx, stage) for stage in STAGE_ORDER}
-    if report:  # scores what has synthetic ground truth; skips (and says so) on real data
+    if report and is_synthetic_set(ctx.data):
         times["report"] = run_report(ctx, results_dir)
+        if ctx.preset.unseen is not None and ctx.info.is_main:
+            timer = _Timer()
+            run_unseen(ctx, results_dir)
+            times["report unseen"], cpu = timer.stop()
+            _record_time(ctx.out, "report unseen", times["report unseen"], cpu)
+    elif report:
+        ctx.log(f"report: skipped ({ctx.data} is not a `stanet-rt synth` set: no ground truth it can score)")
     return times
+
+
+UNSEEN = "unseen"
+TRAINED = ("scam-coarse", "scam-fine", "scam-plus", "switch", "students", "distill")
+
+
+def run_unseen(ctx: StageContext, results_dir: Path | None = None) -> dict[str, Any]:
+    """Issue 15: score the run's trained models on ``ctx.preset.unseen``, a generator configuration
+    training never saw. Its set goes to ``<out>/unseen/synth``; the trained stages' checkpoints are copied
+    into ``<out>/unseen`` (the distillation's teacher maps left out), so that every stage there finds its
+    model complete and only makes the unseen set's CAMs and pseudo-GT (nothing is trained on it); then
+    the report ``<name>_unseen`` (teachers' accuracy from the training run's logs)."""
+    import shutil
+
+    from stanet_rt.training.report import report_name, write_report
+
+    spec = ctx.preset.unseen
+    if spec is None:
+        raise InputError(f"preset {ctx.preset.name!r} has no unseen configuration")
+    unfinished = [f"{stage}/{name}" for stage, name in trained_runs(ctx.preset)
+                  if not is_complete(ctx.run_dir(stage, name))]
+    if unfinished:  # else a stage would train on the unseen set
+        raise InputError(f"{ctx.out}: {', '.join(unfinished)} not trained to the end; run `train all` first")
+    root = ctx.out / UNSEEN
+    data = generate_once(spec, root / "synth", ctx.progress, ctx.log)
+    for stage in TRAINED:
+        if (ctx.out / stage).is_dir():
+            shutil.copytree(ctx.out / stage, root / stage, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("teacher_maps"))
+    sub = StageContext(ctx.preset, data, root, resume=True, progress=ctx.progress, info=ctx.info, log_fn=ctx.log)
+    for stage in STAGE_ORDER:
+        run_stage(sub, stage)
+    title = (f"the `{spec.preset}` configuration ({spec.videos} videos, seed {spec.seed}), which training never "
+             "saw; the teachers made its pseudo-GT, nothing was trained on it")
+    return write_report(sub, results_dir, name=f"{report_name(ctx)}_{UNSEEN}", teachers_from=ctx.out, title=title)
+
+
+def trained_runs(preset: Preset) -> list[tuple[str, str]]:
+    """(stage, run name) of every trainer of ``preset``, in stage order."""
+    runs = [("scam-coarse", b) for b in preset.coarse] + [("scam-fine", b) for b in preset.fine]
+    runs += [("scam-plus", n) for n in preset.plus] + [("switch", "audio_switch")]
+    runs += [("students", s) for s in preset.students]
+    return runs + ([("distill", "lite")] if preset.distill is not None else [])
+
+
+def is_synthetic_set(data: Path) -> bool:
+    """True when ``data`` was written by ``stanet-rt synth`` (its settings file and ``gt/``): only such a
+    set has the ground truth the report scores (an AVE-layout folder may have a ``gt/`` of another format)."""
+    from stanet_rt.training.data.synth import SETTINGS
+
+    return (Path(data) / SETTINGS).is_file() and (Path(data) / "gt").is_dir()
 
 
 DEFAULT_FILES = {"sta": "default.pt", "sta_plus": "default_plus.pt"}

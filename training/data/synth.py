@@ -3,7 +3,10 @@ must be found, generated deterministically from a seed, with evaluation-only gro
 
 Each clip shows a source object of its class (the class tag), silent distractors (one of the same
 class in ``distractor_prob`` of the clips, flagged ``has_same_class_distractor``), an object of another
-class, and background clutter; its audio is the source's class sound, modulated by a syllable
+class, optionally bright saturated objects of no class (``SceneParams.salient``), and background
+clutter; a :class:`Variation` randomises per clip the fps, sample rate, class colours, textures,
+timbre and rhythm (presets ``synth-hard``: what training uses, ``synth-unseen``: what it never sees).
+Its audio is the source's class sound, modulated by a syllable
 envelope inside one AVE-style event segment (whole seconds), over quiet background noise. The source
 pulses with that envelope; distractors pulse out of sync or not at all (``synth_scene``). Ground truth
 (never read by training): a Gaussian at the source on event frames, a mixture over the visible
@@ -11,7 +14,7 @@ objects on silent frames (``synth_scene.density_maps``), and fixations sampled f
 
 Layout written under ``OUT``:
 
-    videos/<video_id>.mp4            H.264 (or MPEG-4) + AAC mono, ``fps`` frames/s, ``sample_rate`` Hz
+    videos/<video_id>.mp4            H.264 (or MPEG-4) + AAC mono, the clip's fps and sample rate
     Annotations.txt                  Category&VideoID&Quality&StartTime&EndTime (AVE format)
     trainSet.txt valSet.txt testSet.txt   the splits, same format (``training.data.ave`` reads them)
     meta/<video_id>.json             per-frame boxes of the source and distractors, flags, segments
@@ -43,12 +46,13 @@ from stanet_rt.training.data.ave import ANNOTATIONS, SPLIT_FILES, AnnotationRow,
 from stanet_rt.training.data.records import event_labels
 from stanet_rt.training.data.synth_audio import background as background_noise
 from stanet_rt.training.data.synth_audio import class_carrier, syllable_envelope
-from stanet_rt.training.data.synth_classes import SynthClass, class_table
+from stanet_rt.training.data.synth_classes import SHAPES, SynthClass, class_table
+from stanet_rt.training.data.synth_render import Texture, render_frames
 from stanet_rt.training.data.synth_render import background as background_image
-from stanet_rt.training.data.synth_render import render_frames
 from stanet_rt.training.data.synth_scene import (
     ObjectTrack,
     SceneParams,
+    add_salient,
     density_maps,
     envelope_at_frames,
     sample_fixations,
@@ -68,6 +72,30 @@ GROUND_TRUTH = {
 }
 SETTINGS = "synth.json"
 OUTPUTS = ("videos", "meta", "gt", "stavis", ANNOTATIONS, *SPLIT_FILES.values(), SETTINGS)
+
+
+@dataclass(frozen=True)
+class Variation:
+    """Per-clip randomisation of everything that does not say which object sounds (none by default: the
+    fixed class looks and sounds of the original set). Drawn from the clip's own random stream.
+
+    ``fps`` / ``sample_rates``: choices per clip (empty: the config's); ``colour_jitter``: per clip and
+    class, a uniform offset of up to this much per RGB channel (0-255; every object of the class alike, so
+    a silent twin still looks the same); ``texture_prob``: probability that a class's objects carry
+    stripes or a checker (random period, angle); ``pitch``: the sound's pitch factor range; ``timbre``:
+    :func:`~training.data.synth_audio.class_carrier`'s per-clip timbre variation; ``tempo``: range of a
+    factor on the syllables' lengths and gaps (the rhythm); ``texture_period``: range of a texture's
+    period as a fraction of the object's side.
+    """
+
+    fps: tuple[int, ...] = ()
+    sample_rates: tuple[int, ...] = ()
+    colour_jitter: float = 0.0
+    texture_prob: float = 0.0
+    texture_period: tuple[float, float] = (0.2, 0.5)
+    pitch: tuple[float, float] = (0.95, 1.05)
+    timbre: float = 0.0
+    tempo: tuple[float, float] = (1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -96,6 +124,7 @@ class SynthConfig:
     sigma_scale: float = 0.5
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     full_event_prob: float = 0.25
+    variation: Variation = field(default_factory=Variation)
 
     def __post_init__(self) -> None:
         if self.size < 32 or self.size % 2:
@@ -106,6 +135,8 @@ class SynthConfig:
             raise InputError(f"synth: classes must be in 1..28, got {self.classes}")
         if not 0.0 <= self.scene.distractor_prob <= 1.0:
             raise InputError(f"synth: distractor_prob must be in [0, 1], got {self.scene.distractor_prob}")
+        if any(f < 1 for f in self.variation.fps) or any(r < 8000 for r in self.variation.sample_rates):
+            raise InputError(f"synth: fps choices must be >= 1 and sample rates >= 8000 Hz, got {self.variation}")
 
     @property
     def n_frames(self) -> int:
@@ -115,12 +146,47 @@ class SynthConfig:
         return dataclasses.asdict(self)
 
 
-# Presets: "synth-lite" is what the CPU training presets use (4 classes, 4 s at 8 fps, 128 px: small
-# enough for every stage to train on 2 cores, large enough for 16-32 px objects to be learnable);
-# "tiny" is for tests (64 px, 2 s).
+# Presets: "synth-lite" is the original set (4 classes, 4 s at 8 fps, 128 px, fixed looks and sounds);
+# "synth-hard" is what the CPU training presets use now (issue 15): the same classes with randomised
+# colours, textures, sizes, timbres and rhythms, objects crossing the whole frame, salient silent
+# distractors, 6-10 fps and three sample rates; "synth-unseen" is the configuration training never sees,
+# which the report also scores: other fps and sample rates, wider ranges of every nuisance, more salient
+# distractors and clutter. "tiny" / "tiny-hard" are for tests (64 px, 2 s).
+_HARD_SCENE = SceneParams(object_scale=(0.12, 0.3), max_speed=0.25, salient=2, salient_speed=0.35)
+_HARD = Variation(
+    fps=(6, 8, 10),
+    sample_rates=(16000, 22050, 32000),
+    colour_jitter=35.0,
+    texture_prob=0.5,
+    pitch=(0.85, 1.2),
+    timbre=1.0,
+    tempo=(0.6, 1.6),
+)
+_UNSEEN = Variation(
+    fps=(7, 12),
+    sample_rates=(24000, 44100),
+    colour_jitter=50.0,
+    texture_prob=0.7,
+    texture_period=(0.15, 0.6),
+    pitch=(0.8, 1.3),
+    timbre=1.5,
+    tempo=(0.5, 2.0),
+)
 PRESETS: dict[str, SynthConfig] = {
     "synth-lite": SynthConfig(),
+    "synth-hard": SynthConfig(scene=_HARD_SCENE, variation=_HARD),
+    "synth-unseen": SynthConfig(
+        scene=SceneParams(
+            distractor_prob=0.75, object_scale=(0.1, 0.34), max_speed=0.3, salient=3, salient_speed=0.45
+        ),
+        variation=_UNSEEN,
+        clutter=12,
+        noise=5.0,
+        split=(0.1, 0.1, 0.8),
+    ),
     "tiny": SynthConfig(size=64, seconds=2, clutter=4),
+    "tiny-hard": SynthConfig(size=64, seconds=2, clutter=4, scene=_HARD_SCENE, variation=_HARD),
+    "tiny-unseen": SynthConfig(size=64, seconds=2, clutter=4, variation=_UNSEEN, split=(0.2, 0.2, 0.6)),
 }
 
 
@@ -141,6 +207,8 @@ class Clip:
     tracks: list[ObjectTrack]
     density: np.ndarray
     fixations: np.ndarray
+    fps: int
+    sample_rate: int
 
     @property
     def has_same_class_distractor(self) -> bool:
@@ -154,10 +222,10 @@ class Clip:
             "class_index": self.class_index,
             "class_name": self.klass.name,
             "split": self.split,
-            "fps": config.fps,
-            "n_frames": config.n_frames,
+            "fps": self.fps,
+            "n_frames": len(self.frames),
             "size": config.size,
-            "sample_rate": config.sample_rate,
+            "sample_rate": self.sample_rate,
             "event_segments": [list(self.segment)],
             "events": self.events.astype(int).tolist(),
             "has_same_class_distractor": self.has_same_class_distractor,
@@ -167,7 +235,9 @@ class Clip:
 
 
 def _track_meta(track: ObjectTrack) -> dict[str, Any]:
+    own = {} if track.shape is None else {"shape": track.shape, "colour": list(track.colour or ())}
     return {
+        **own,
         "class_index": track.class_index,
         "same_class": track.role == "same_class",
         "role": track.role,
@@ -197,27 +267,42 @@ def make_clip(config: SynthConfig, seed: int, index: int, split: str = "train") 
     classes = class_table(config.classes)
     class_index = index % config.classes
     klass = classes[class_index]
-    scene_rng, audio_rng, render_rng, fix_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence([seed, index]).spawn(4)
+    # a fifth stream for the variation: the first four (and so every clip without variation) are unchanged
+    scene_rng, audio_rng, render_rng, fix_rng, vary_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence([seed, index]).spawn(5)
     )
-    n_frames, rate = config.n_frames, config.sample_rate
+    var = config.variation
+    fps = int(vary_rng.choice(var.fps)) if var.fps else config.fps
+    rate = int(vary_rng.choice(var.sample_rates)) if var.sample_rates else config.sample_rate
+    tempo = float(vary_rng.uniform(*var.tempo))
+    n_frames = fps * config.seconds
     n_samples = config.seconds * rate
     segment = _event_segment(scene_rng, config.seconds, config.full_event_prob)
-    envelope = syllable_envelope(audio_rng, n_samples, [segment], rate)
+    envelope = syllable_envelope(
+        audio_rng, n_samples, [segment], rate, length=(0.2 * tempo, 0.45 * tempo), gap=(0.05 * tempo, 0.3 * tempo)
+    )
     carrier = class_carrier(
-        klass.sound, klass.pitch * audio_rng.uniform(0.95, 1.05), n_samples, audio_rng, rate
+        klass.sound, klass.pitch * audio_rng.uniform(*var.pitch), n_samples, audio_rng, rate, timbre=var.timbre
     )
     audio = config.sound_level * envelope * carrier + background_noise(
         audio_rng, n_samples, config.background_level, rate
     )
-    pulse = envelope_at_frames(envelope, n_frames, config.fps, rate)
+    pulse = envelope_at_frames(envelope, n_frames, fps, rate)
     tracks = sample_tracks(
-        scene_rng, config.scene, config.size, n_frames, config.fps, class_index, config.classes, pulse, rate
+        scene_rng, config.scene, config.size, n_frames, fps, class_index, config.classes, pulse, rate
     )
+    tracks = add_salient(vary_rng, config.scene, tracks, config.size, n_frames, fps, rate, SHAPES)
+    colours, textures = _class_looks(vary_rng, var, classes, {t.class_index for t in tracks if t.class_index >= 0})
     frames = render_frames(
-        render_rng, background_image(render_rng, config.size, config.clutter), tracks, classes, config.noise
+        render_rng,
+        background_image(render_rng, config.size, config.clutter),
+        tracks,
+        classes,
+        config.noise,
+        colours=colours,
+        textures=textures,
     )
-    events = event_labels([segment], n_frames, config.fps)
+    events = event_labels([segment], n_frames, fps)
     density = density_maps(tracks, events, config.size, config.sigma_scale)
     fixations = sample_fixations(fix_rng, density, config.fixations)
     return Clip(
@@ -233,7 +318,25 @@ def make_clip(config: SynthConfig, seed: int, index: int, split: str = "train") 
         tracks,
         density,
         fixations,
+        fps,
+        rate,
     )
+
+
+def _class_looks(
+    rng: np.random.Generator, var: Variation, classes: list[SynthClass], present: set[int]
+) -> tuple[dict[int, np.ndarray], dict[int, Texture]]:
+    """This clip's colour and texture of each class in ``present`` (sorted, so the draws are fixed)."""
+    colours: dict[int, np.ndarray] = {}
+    textures: dict[int, Texture] = {}
+    for k in sorted(present):
+        if var.colour_jitter > 0:
+            offset = rng.uniform(-var.colour_jitter, var.colour_jitter, size=3)
+            colours[k] = np.clip(np.asarray(classes[k].colour, np.float64) + offset, 0, 255)
+        if var.texture_prob > 0 and rng.random() < var.texture_prob:
+            kind = "stripes" if rng.random() < 0.5 else "checker"
+            textures[k] = Texture(kind, float(rng.uniform(*var.texture_period)), float(rng.uniform(0, np.pi)))
+    return colours, textures
 
 
 def _event_segment(rng: np.random.Generator, seconds: int, full_prob: float) -> tuple[int, int]:
@@ -299,7 +402,7 @@ def _write_lists(out: Path, clips: list[Clip], config: SynthConfig) -> None:
     write_annotations(out / ANNOTATIONS, rows)
     for split, name in SPLIT_FILES.items():
         write_annotations(out / name, [r for r, c in zip(rows, clips, strict=True) if c.split == split])
-    fold = "".join(f"{c.video_id} {config.n_frames} {config.fps}\n" for c in clips if c.split == "test")
+    fold = "".join(f"{c.video_id} {len(c.frames)} {c.fps}\n" for c in clips if c.split == "test")
     write_text(out / "stavis" / "fold_lists" / f"{STAVIS_DB}_list_test_1_fps.txt", fold)
 
 
@@ -329,14 +432,12 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
 
 
 def _write_clip(out: Path, clip: Clip, config: SynthConfig) -> None:
-    synth_io.write_mp4(
-        out / "videos" / f"{clip.video_id}.mp4", clip.frames, config.fps, clip.audio, config.sample_rate
-    )
+    synth_io.write_mp4(out / "videos" / f"{clip.video_id}.mp4", clip.frames, clip.fps, clip.audio, clip.sample_rate)
     synth_io.write_gt_h5(
         out / "gt" / f"{clip.video_id}.h5",
         clip.density,
         clip.fixations,
-        {"normalisation": "max1", "video_id": clip.video_id, "fps": config.fps},
+        {"normalisation": "max1", "video_id": clip.video_id, "fps": clip.fps},
     )
     write_text(out / "meta" / f"{clip.video_id}.json", json.dumps(clip.meta(config), sort_keys=True) + "\n")
     if clip.split == "test":
@@ -346,7 +447,7 @@ def _write_clip(out: Path, clip: Clip, config: SynthConfig) -> None:
             clip.video_id,
             clip.frames,
             clip.audio,
-            config.sample_rate,
+            clip.sample_rate,
             clip.density,
             clip.fixations,
         )

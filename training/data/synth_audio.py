@@ -58,16 +58,27 @@ def _raised_cosine(n: int, ramp: int) -> np.ndarray:
 
 
 def class_carrier(
-    sound: str, pitch: float, n_samples: int, rng: np.random.Generator, rate: int = SAMPLE_RATE
+    sound: str,
+    pitch: float,
+    n_samples: int,
+    rng: np.random.Generator,
+    rate: int = SAMPLE_RATE,
+    timbre: float = 0.0,
 ) -> np.ndarray:
-    """(n_samples,) float32 carrier of a class sound with unit RMS (see the module docstring)."""
+    """(n_samples,) float32 carrier of a class sound with unit RMS (see the module docstring).
+    ``timbre`` > 0 varies the sound's colour per clip (0 = the fixed class sound): random harmonic
+    weights of the tone (up to 5 harmonics), a vibrato of up to ``timbre`` x 3 % of the pitch, and a
+    random spectral tilt (mix with its first difference)."""
     t = np.arange(n_samples) / rate
+    if timbre > 0:
+        vibrato = timbre * 0.03 * np.sin(2 * np.pi * rng.uniform(3, 7) * t + rng.uniform(0, 2 * np.pi))
+        t = t + np.cumsum(vibrato) / rate  # a phase warp: instantaneous frequency x (1 + vibrato)
     if sound == "tone":
         f0 = 330.0 * pitch
-        x = sum(
-            a * np.sin(2 * np.pi * h * f0 * t + rng.uniform(0, 2 * np.pi))
-            for h, a in ((1, 1.0), (2, 0.5), (3, 0.25))
-        )
+        weights = ((1, 1.0), (2, 0.5), (3, 0.25))
+        if timbre > 0:
+            weights = tuple((h, float(rng.uniform(0.1, 1.0)) if h > 1 else 1.0) for h in range(1, 6))
+        x = sum(a * np.sin(2 * np.pi * h * f0 * t + rng.uniform(0, 2 * np.pi)) for h, a in weights)
     elif sound == "noise":
         from scipy.signal import butter, sosfilt
 
@@ -89,6 +100,10 @@ def class_carrier(
     else:
         raise ValueError(f"unknown sound {sound!r}")
     x = np.asarray(x, dtype=np.float64)
+    if timbre > 0:  # brighter (+) or duller (-): mix with the first difference, scaled to the same RMS
+        diff = np.diff(x, prepend=x[:1])
+        diff *= np.sqrt(np.mean(x**2)) / max(float(np.sqrt(np.mean(diff**2))), 1e-12)
+        x = x + float(rng.uniform(-0.5, 0.5)) * timbre * diff
     rms = float(np.sqrt(np.mean(x**2))) or 1.0
     return (x / rms).astype(np.float32)
 

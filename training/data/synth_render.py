@@ -10,7 +10,8 @@ Imports numpy only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from stanet_rt.training.data.synth_classes import SynthClass
@@ -44,10 +45,42 @@ def signed_distance(shape: str, dx: np.ndarray, dy: np.ndarray, half: float) -> 
     raise ValueError(f"unknown shape {shape!r}")
 
 
+@dataclass(frozen=True)
+class Texture:
+    """A pattern on an object, in its own coordinates (it moves and scales with it): ``kind`` "stripes"
+    or "checker", ``period`` as a fraction of the object's side, ``angle`` radians, ``depth``: how much
+    darker the dark parts are (0-1)."""
+
+    kind: str
+    period: float
+    angle: float
+    depth: float = 0.45
+
+    def shade(self, dx: np.ndarray, dy: np.ndarray, half: float) -> np.ndarray:
+        """Brightness factor (same shape as dx) in [1 - depth, 1] at the object-relative points."""
+        period = max(self.period * 2 * half, 2.0)
+        u = dx * np.cos(self.angle) + dy * np.sin(self.angle)
+        dark = np.sin(2 * np.pi * u / period) > 0
+        if self.kind == "checker":
+            v = -dx * np.sin(self.angle) + dy * np.cos(self.angle)
+            dark = dark ^ (np.sin(2 * np.pi * v / period) > 0)
+        elif self.kind != "stripes":
+            raise ValueError(f"unknown texture {self.kind!r}")
+        return 1.0 - self.depth * dark.astype(np.float32)
+
+
 def paint(
-    canvas: np.ndarray, shape: str, cx: float, cy: float, half: float, rgb: np.ndarray, alpha: float = 1.0
+    canvas: np.ndarray,
+    shape: str,
+    cx: float,
+    cy: float,
+    half: float,
+    rgb: np.ndarray,
+    alpha: float = 1.0,
+    texture: Texture | None = None,
 ) -> None:
-    """Blend a ``shape`` of colour ``rgb`` (3,) float 0-255 into ``canvas`` (H, W, 3) float32 in place."""
+    """Blend a ``shape`` of colour ``rgb`` (3,) float 0-255 (patterned by ``texture``) into ``canvas``
+    (H, W, 3) float32 in place."""
     h, w = canvas.shape[:2]
     reach = 1.45 * half + 2
     x0, x1 = max(0, int(cx - reach)), min(w, int(np.ceil(cx + reach)) + 1)
@@ -60,7 +93,7 @@ def paint(
     cover = alpha * np.clip(0.5 - signed_distance(shape, dx, dy, half), 0.0, 1.0)[..., None]
     region = canvas[y0:y1, x0:x1]
     region *= 1.0 - cover
-    region += cover * rgb
+    region += cover * (rgb if texture is None else texture.shade(dx, dy, half)[..., None] * rgb)
 
 
 def background(rng: np.random.Generator, size: int, clutter: int) -> np.ndarray:
@@ -113,9 +146,13 @@ def render_frames(
     tracks: Sequence[ObjectTrack],
     classes: Sequence[SynthClass],
     noise: float = 3.0,
+    colours: Mapping[int, np.ndarray] | None = None,
+    textures: Mapping[int, Texture] | None = None,
 ) -> np.ndarray:
     """Frames (T, H, W, 3) uint8: ``back`` plus the objects (drawn in a random but fixed order),
-    brightness x (0.8 + 0.2 pulse), plus Gaussian noise of std ``noise`` (0-255 units)."""
+    brightness x (0.8 + 0.2 pulse), plus Gaussian noise of std ``noise`` (0-255 units). ``colours`` /
+    ``textures``: this clip's look of a class index (every object of the class alike); a track with a
+    look of its own (``shape``, ``colour``) uses it."""
     n_frames = len(tracks[0].sides)
     order = rng.permutation(len(tracks))
     out = np.empty((n_frames, *back.shape), dtype=np.uint8)
@@ -123,16 +160,17 @@ def render_frames(
         canvas = back.copy()
         for k in order:
             t = tracks[k]
-            rgb = np.asarray(classes[t.class_index].colour, dtype=np.float32) * (
-                0.8 + 0.2 * float(t.pulse[i])
-            )
+            own = t.colour is not None
+            base = t.colour if own else (colours or {}).get(t.class_index, classes[t.class_index].colour)
+            rgb = np.asarray(base, dtype=np.float32) * (0.8 + 0.2 * float(t.pulse[i]))
             paint(
                 canvas,
-                classes[t.class_index].shape,
+                t.shape if t.shape is not None else classes[t.class_index].shape,
                 float(t.centres[i, 0]),
                 float(t.centres[i, 1]),
                 float(t.sides[i]) / 2,
                 np.minimum(rgb, 255.0),
+                texture=None if own else (textures or {}).get(t.class_index),
             )
         if noise > 0:
             canvas += rng.normal(0.0, noise, size=canvas.shape).astype(np.float32)

@@ -9,7 +9,10 @@ Objects (each a :class:`ObjectTrack`):
   it either pulses on its own, independent envelope (out of sync with the audio; probability
   ``async_prob``) or not at all, so only the audio tells which of the two is the source;
 * an **other-class distractor** (probability ``other_prob``): an object of another class, silent,
-  pulsing on its own envelope with probability ``async_prob``.
+  pulsing on its own envelope with probability ``async_prob``;
+* ``salient`` distractors (0 to ``salient`` of them, :func:`add_salient`): objects of no class in a
+  bright, fully saturated colour, fast and always pulsing on their own rhythm, silent: a map that
+  marks what is colourful or what moves points at them.
 Each object drifts at a random constant velocity, bouncing off the frame borders; start positions
 are uniform in the frame (the source is not central on average) and do not overlap.
 
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from stanet_rt.training.data.synth_audio import syllable_envelope
 
-ROLES = ("source", "same_class", "other")
+ROLES = ("source", "same_class", "other", "salient")
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,6 +44,9 @@ class ObjectTrack:
     centres: np.ndarray
     sides: np.ndarray
     pulse: np.ndarray
+    # a look of its own (``salient`` distractors: no class): shape name, RGB 0-255; None = the class's
+    shape: str | None = None
+    colour: tuple[int, int, int] | None = None
 
     @property
     def pulsing(self) -> bool:
@@ -62,6 +68,8 @@ class SceneParams:
     object_scale: tuple[float, float] = (0.16, 0.26)
     pulse_depth: float = 0.35
     max_speed: float = 0.08
+    salient: int = 0  # at most this many salient silent distractors per clip (uniform 0..salient)
+    salient_speed: float = 0.3  # their top speed (frame sides per second)
 
 
 def frame_samples(n_frames: int, fps: float, rate: int) -> np.ndarray:
@@ -111,6 +119,37 @@ def sample_tracks(
         sides = (base * (1 + params.pulse_depth * pulse)).astype(np.float32)
         tracks.append(ObjectTrack(klass, role, centres, sides, pulse))
     return tracks
+
+
+def add_salient(
+    rng: np.random.Generator,
+    params: SceneParams,
+    tracks: list[ObjectTrack],
+    size: int,
+    n_frames: int,
+    fps: float,
+    rate: int,
+    shapes: tuple[str, ...],
+) -> list[ObjectTrack]:
+    """``tracks`` plus 0..``params.salient`` salient silent distractors (module docstring): a random
+    shape of ``shapes``, a random hue at full saturation and value, speed up to ``salient_speed``."""
+    import colorsys
+
+    n = int(rng.integers(0, params.salient + 1)) if params.salient > 0 else 0
+    out = list(tracks)
+    seconds = n_frames / fps
+    for _ in range(n):
+        base = float(rng.uniform(*params.object_scale)) * size
+        margin = base * (1 + params.pulse_depth) / 2 + 1
+        start = rng.uniform(margin, size - margin, size=2)
+        own = syllable_envelope(rng, int(round(seconds * rate)), [(0.0, seconds)], rate)
+        pulse = envelope_at_frames(own, n_frames, fps, rate)
+        centres = _trajectory(rng, start, params.salient_speed * size, n_frames, fps, margin, size - margin)
+        sides = (base * (1 + params.pulse_depth * pulse)).astype(np.float32)
+        rgb = tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(float(rng.random()), 1.0, 1.0))
+        shape = str(shapes[int(rng.integers(len(shapes)))])
+        out.append(ObjectTrack(-1, "salient", centres, sides, pulse, shape, rgb))  # type: ignore[arg-type]
+    return out
 
 
 def _place(rng: np.random.Generator, extents: np.ndarray, size: int, tries: int = 200) -> np.ndarray:

@@ -207,13 +207,17 @@ def train_student(
     val = None
     if ctx.preset.val_stride and ctx.records("val"):
         val = student_dataset(ctx, "val", config, trainer, False, ctx.preset.val_stride, targets)
+    # the audio-free path trains only in models that have one (audio_dropout of the preset's settings)
+    step = audio_dropout_step(settings.audio_dropout) if config.uses_audio else student_step
+    if step is not student_step:
+        ctx.log(f"{stage}/{name}: audio gate closed on {settings.audio_dropout:.0%} of the training clips")
     result = fit(
         ctx,
         stage,
         name,
         model,
         train_ds,
-        audio_dropout_step(settings.audio_dropout),  # a share of the clips trains the audio-free path
+        step,
         trainer,
         loss_validator(val, ctx.preset.export_batch),
         settings_override=settings,
