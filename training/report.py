@@ -42,7 +42,6 @@ import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
-from stanet_rt.training.data.atomic import write_text
 from stanet_rt.training.data.pseudo_gt import available_frames, pseudo_gt_path, read_pseudo_gt
 from stanet_rt.training.data.records import VideoRecord
 from stanet_rt.training.pseudo_gt import fuse_video
@@ -59,6 +58,7 @@ from stanet_rt.training.stages.students import (
 from stanet_rt.errors import InputError
 from stanet_rt.eval.baselines import centre_bias
 from stanet_rt.eval.evaluate import evaluate_maps
+from stanet_rt.fileio import write_text
 
 METRICS = ("CC", "NSS", "AUC_J", "SIM")
 SUBSETS = ("all", "distractor", "distractor_events")
