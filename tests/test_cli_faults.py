@@ -222,3 +222,10 @@ def test_python_api_refuses_an_output_on_its_input(tmp_path) -> None:
     with pytest.raises(InputError, match="clip.mp4"):
         run(clip, options=RunOptions(overlay=tmp_path / "." / "clip.mp4"), log=None)
     assert clip.read_bytes() == b"precious bytes"
+
+
+@pytest.mark.skipif(cuda_device_count() > 0, reason="checks the refusal on a machine without a GPU")
+def test_train_device_cuda_without_a_gpu_is_one_line(tmp_path) -> None:
+    res = _cli("train", "scam-coarse", "--preset", "synth-tiny", "--out", str(tmp_path / "run"), "--device", "cuda")
+    _one_error_line(res, "cuda")
+    assert not (tmp_path / "run").exists()  # refused before the run folder or any data was made

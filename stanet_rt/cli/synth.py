@@ -22,7 +22,11 @@ def synth(
     videos: int = typer.Option(120, "--videos", "-n", min=1, help="Number of clips."),
     seed: int = typer.Option(0, "--seed", help="Seed; the same seed and settings give the same set."),
     preset: str = typer.Option(
-        "synth-lite", "--preset", help="Defaults: synth-lite (4 classes, 128 px, 4 s, 8 fps) or tiny (64 px)."
+        "synth-lite", "--preset",
+        help="Defaults: synth-lite (the original look: 4 classes, 128 px, 4 s, 8 fps), synth-hard (varied "
+        "fps, rates, looks, sounds and salient silent distractors: what `train --preset synth-lite` trains on), "
+        "synth-unseen (a configuration training never sees), or their small test versions tiny, tiny-hard, "
+        "tiny-unseen."
     ),
     classes: int | None = typer.Option(None, "--classes", min=1, max=28, help="Number of classes K."),
     size: int | None = typer.Option(None, "--size", help="Square frame side in pixels (even, >= 32)."),

@@ -58,6 +58,11 @@ def train(
     if stage not in COMMANDS:
         fail(f"unknown stage {stage!r}; expected one of {_STAGES}")
         return
+    if device is not None:  # `--device cuda` without a GPU: one line, exit 2 (not a traceback from torch)
+        from stanet_rt.devices import resolve_device
+
+        device = resolve_device(device)
+        device = None if device == "auto" else device
     ctx = make_context(
         preset,
         out or Path("runs") / preset,
