@@ -109,7 +109,8 @@ def onnx_path(tmp_path_factory: pytest.TempPathFactory):
     import dataclasses
     import json
 
-    from stanet_rt.export.onnx_export import PartSpec, export_part
+    from stanet_rt.export.onnx_export import export_part
+    from stanet_rt.models.parts import PartSpec
 
     from stanet_rt.config import AUDIO
 
