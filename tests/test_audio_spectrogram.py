@@ -110,9 +110,9 @@ def onnx_path(tmp_path_factory: pytest.TempPathFactory):
     import json
 
     from stanet_rt.export.onnx_export import export_part
-    from stanet_rt.models.parts import PartSpec
 
     from stanet_rt.config import AUDIO
+    from stanet_rt.models.parts import PartSpec
 
     spec = PartSpec("audio", LogSpectrogram(AUDIO), [INPUT_NAME], ["log_spectrogram"],
                     (torch.zeros(2, AUDIO.window_samples),))

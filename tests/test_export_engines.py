@@ -170,6 +170,7 @@ def test_provider_choice_and_fallback_detection() -> None:
 
 def test_other_students_export(tmp_path) -> None:
     from stanet_rt.export.api import build_engines
+
     from stanet_rt.models.parts import part_specs
 
     for name in ("tiny_sta_plus", "tiny_lite"):
