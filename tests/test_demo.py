@@ -11,8 +11,8 @@ import numpy as np
 from PIL import Image
 
 from stanet_rt.checkpoint import load_checkpoint
+from stanet_rt.cli.demo_job import run_demo
 from stanet_rt.models.default import default_model_paths
-from stanet_rt.pipeline.demo import run_demo
 
 
 def test_default_model_is_shipped_and_causal() -> None:

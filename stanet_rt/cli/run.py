@@ -113,7 +113,7 @@ def demo(
 
     check_outputs([], folders={"--out": out})
     one_blas_thread()
-    from stanet_rt.pipeline.demo import run_demo
+    from stanet_rt.cli.demo_job import run_demo
 
     paths = run_demo(out, log=typer.echo)
     for name, path in paths.items():
