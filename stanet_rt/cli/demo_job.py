@@ -1,4 +1,5 @@
-"""``stanet-rt demo`` (CLI layer: it may import training): the main job on its defaults. Generates a held-out clip of the synthetic
+"""``stanet-rt demo`` (CLI layer: it may import training): the main job on its defaults.
+Generates a held-out clip of the synthetic
 audio-visual event set (``training.data.synth``: the domain the default model was trained on; a
 sounding object pulsing with its sound and a silent look-alike of the same class, so only the audio
 tells which one to look at), runs the default model(s) through the full streaming pipeline, writes the
