@@ -131,6 +131,69 @@ def test_cli_rejects_bad_stage_and_missing_data(tmp_path):
     assert isinstance(res.exception, InputError) and "needs --data" in str(res.exception)
 
 
+def test_evaluation_batches_follow_the_model_to_its_device():
+    # validators and CAM / map export feed the model where training left it (the GPU after
+    # `train --device cuda`); the loader alone yields CPU tensors, which crashed every stage on a GPU
+    from stanet_rt.training.stages.common import model_batches, model_device
+
+    class Items(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 3
+
+        def __getitem__(self, i: int) -> dict:
+            return {"frames": torch.zeros(2, 4), "video_index": i, "name": f"v{i}"}
+
+    model = torch.nn.Linear(4, 1, device="meta")
+    assert model_device(model) == torch.device("meta")
+    batches = list(model_batches(model, Items(), 2))
+    assert [b["frames"].device.type for b in batches] == ["meta", "meta"]
+    assert batches[0]["name"] == ["v0", "v1"] and batches[0]["video_index"].device.type == "meta"
+    assert model_device(torch.nn.ReLU()) == torch.device("cpu")
+
+
+def test_a_finished_trainer_reloads_even_without_samples(tmp_path):
+    # the unseen-set pass reuses finished trainers; a fine branch of that set may have no crop box at all
+    # (no training samples), which must not stop it (found on the GPU, where the CAMs come out differently)
+    from stanet_rt.training.engine import StepOutput, TrainSettings
+    from stanet_rt.training.presets import Trainer
+    from stanet_rt.training.stages.common import StageContext, fit
+
+    from stanet_rt.errors import InputError
+
+    from stanet_rt.config import get_config
+    from stanet_rt.models.factory import build_model
+
+    def step(model, batch):  # any differentiable function of the weights will do
+        loss = sum((p**2).sum() for p in model.parameters()) * batch["x"].mean()
+        return StepOutput(loss, 0.0, 0)
+
+    def tiny():
+        return build_model(get_config("tiny_s"))
+
+    data = [{"x": torch.ones(3)} for _ in range(4)]
+    trainer = Trainer(config=None, settings=TrainSettings(epochs=1, batch_size=2, lr=0.01, groups="flat"))
+    model = tiny()
+    ctx = StageContext(get_preset("synth-tiny"), tmp_path, tmp_path / "run", progress=False, log_fn=lambda _: None)
+    fit(ctx, "scam-fine", "s", model, data, step, trainer)
+    with pytest.raises(InputError, match="no training samples for scam-fine/s"):
+        fit(ctx, "scam-fine", "s", tiny(), [], step, trainer)  # not resuming: nothing to train
+    resumed = dataclasses.replace(ctx, resume=True)
+    again = tiny()
+    result = fit(resumed, "scam-fine", "s", again, [], step, trainer)
+    assert not result.trained
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))
+
+
+@pytest.mark.gpu
+def test_train_all_synth_tiny_on_cuda(tmp_path):
+    # every stage on the GPU: training, validation, CAM export, pseudo-GT, students, distillation, report
+    from stanet_rt.training.run_all import make_context, run_all
+
+    ctx = make_context("synth-tiny", tmp_path / "run", progress=False, device="cuda", log=lambda _: None)
+    times = run_all(ctx)
+    assert "report" in times and (tmp_path / "run" / "students").is_dir()
+
+
 @pytest.mark.slow  # ~30 s alone on 2 cores, over a minute when the machine is shared
 def test_train_all_synth_tiny_end_to_end(tmp_path, monkeypatch):
     import stanet_rt.training.stages.students as students_stage

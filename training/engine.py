@@ -222,7 +222,8 @@ def is_complete(run_dir: str | Path) -> bool:
     return bool(meta and meta.get("complete"))
 
 
-def _to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    """``batch`` with every tensor moved to ``device`` (other values as they are)."""
     return {k: (v.to(device, non_blocking=True) if isinstance(v, Tensor) else v) for k, v in batch.items()}
 
 
@@ -329,7 +330,7 @@ def train(
         for i, batch in enumerate(loader):
             if i >= steps:
                 break
-            out = step_fn(net, _to_device(batch, info.device))
+            out = step_fn(net, to_device(batch, info.device))
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             if settings.grad_clip is not None:

@@ -19,7 +19,7 @@ pseudo_gt}``; must not import the CLI.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -32,7 +32,7 @@ from stanet_rt.training.cams import to_uint8
 from stanet_rt.training.data.frames import MediaStore
 from stanet_rt.training.data.records import ClassIndex, VideoRecord
 from stanet_rt.training.ddp import DistInfo, barrier, unwrap
-from stanet_rt.training.engine import StepOutput, TrainResult, ValidateFn, train
+from stanet_rt.training.engine import StepOutput, TrainResult, ValidateFn, is_complete, to_device, train
 from stanet_rt.training.losses import teacher_loss
 from stanet_rt.training.presets import Preset, Trainer
 from stanet_rt.training.pseudo_gt import Box, BranchMaps, recover
@@ -169,6 +169,19 @@ def loader(dataset: Dataset, batch: int) -> DataLoader:
     return DataLoader(dataset, batch_size=batch, shuffle=False, num_workers=0)
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (CPU for a model without parameters)."""
+    return next(iter(model.parameters()), torch.empty(0)).device
+
+
+def model_batches(model: nn.Module, dataset: Dataset, batch: int) -> Iterator[dict[str, Any]]:
+    """The batches of :func:`loader` on ``model``'s device: what every evaluation / export loop feeds a
+    model that training may have left on the GPU."""
+    device = model_device(model)
+    for b in loader(dataset, batch):
+        yield to_device(b, device)
+
+
 def accuracy_validator(dataset: Dataset | None, batch: int) -> ValidateFn | None:
     """``validate`` hook: anchor accuracy of a teacher on ``dataset`` (None: no validation)."""
     if dataset is None or len(dataset) == 0:
@@ -176,7 +189,7 @@ def accuracy_validator(dataset: Dataset | None, batch: int) -> ValidateFn | None
 
     def validate(model: nn.Module) -> dict[str, float]:
         correct = total = 0
-        for b in loader(dataset, batch):
+        for b in model_batches(model, dataset, batch):
             out = teacher_forward(model, b)
             correct += int((model.anchor_logits(out).argmax(1) == b["class_index"]).sum())
             total += len(b["class_index"])
@@ -203,7 +216,8 @@ def fit(
     Under DDP, parameters that a forward does not reach (e.g. S+'s fuse conv, which a single-term
     branch skips) are tolerated (``find_unused_parameters``)."""
     settings = settings_override or trainer.settings
-    if len(dataset) == 0:
+    finished = ctx.resume and is_complete(ctx.run_dir(stage, branch))
+    if len(dataset) == 0 and not finished:  # a finished run only reloads (e.g. the unseen set's stages)
         raise InputError(f"{ctx.data}: no training samples for {stage}/{branch}")
     return train(
         model,
@@ -247,7 +261,7 @@ def export_cams(
     maps = {r.video_id: np.zeros((r.n_frames, canvas, canvas), np.uint8) for r in records}
     probs = {r.video_id: np.zeros(r.n_frames, np.float32) for r in records}
     valid = {r.video_id: np.zeros(r.n_frames, bool) for r in records}
-    batches: Any = loader(dataset, batch)
+    batches: Any = model_batches(model, dataset, batch)
     for b in track(batches, desc, enabled=progress):
         out = teacher_forward(model, b)
         logits = model.anchor_logits(out)
@@ -259,7 +273,7 @@ def export_cams(
             cam = F.interpolate(cam[:, None], size=(canvas, canvas), mode="bilinear", align_corners=False)[
                 :, 0
             ]
-        cam = cam.clamp(min=0).numpy()
+        cam = cam.clamp(min=0).cpu().numpy()
         for i in range(len(cls)):
             rec = records[int(b["video_index"][i])]
             t = int(b["frame_index"][i])

@@ -35,7 +35,7 @@ from stanet_rt.training.init import warm_start
 from stanet_rt.training.losses import student_loss
 from stanet_rt.training.presets import Trainer
 from stanet_rt.training.pseudo_gt import normalize
-from stanet_rt.training.stages.common import StageContext, fit, loader, new_model
+from stanet_rt.training.stages.common import StageContext, fit, model_batches, new_model
 from stanet_rt.training.stages.switch import switch_dir
 from torch import Tensor, nn
 
@@ -103,7 +103,7 @@ def loss_validator(dataset: StudentDataset | None, batch: int) -> ValidateFn | N
 
     def validate(model: nn.Module) -> dict[str, float]:
         total, n = 0.0, 0
-        for b in loader(dataset, batch):
+        for b in model_batches(model, dataset, batch):
             total += float(student_step(model, b).loss) * len(b["gt"])
             n += len(b["gt"])
         return {"loss": total / max(1, n)}
@@ -280,9 +280,9 @@ def student_maps(
     ds = ClipDataset(records, config, offsets=config.window_offsets, store=store, augment=None)
     out = {r.video_id: np.zeros((r.n_frames, size, size), np.float32) for r in records}
     model.eval()
-    for b in loader(ds, batch):
+    for b in model_batches(model, ds, batch):
         maps = predict_window(model, b["frames"], b.get("spectrograms"), audio_on)
         maps = F.interpolate(maps[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
         for i in range(len(maps)):
-            out[records[int(b["video_index"][i])].video_id][int(b["frame_index"][i])] = maps[i].numpy()
+            out[records[int(b["video_index"][i])].video_id][int(b["frame_index"][i])] = maps[i].cpu().numpy()
     return out

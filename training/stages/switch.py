@@ -10,7 +10,7 @@ from __future__ import annotations
 from stanet_rt.training.data.datasets import SwitchDataset
 from stanet_rt.training.engine import StepOutput, ValidateFn, is_complete
 from stanet_rt.training.losses import switch_loss
-from stanet_rt.training.stages.common import StageContext, fit, loader, new_model
+from stanet_rt.training.stages.common import StageContext, fit, model_batches, new_model
 from torch import Tensor, nn
 
 BRANCH = "audio_switch"
@@ -30,7 +30,7 @@ def switch_validator(dataset: SwitchDataset | None, batch: int) -> ValidateFn | 
 
     def validate(model: nn.Module) -> dict[str, float]:
         correct = total = 0
-        for b in loader(dataset, batch):
+        for b in model_batches(model, dataset, batch):
             logits = model(b["frames"][:, 0], b["spectrograms"][:, 0])
             correct += int((logits.argmax(1) == b["target"]).sum())
             total += len(b["target"])
