@@ -75,7 +75,7 @@ class AudioConfig:
 class BackboneConfig:
     """A visual or audio backbone.
 
-    ``name`` is one of ``resnext101_32x8d``, ``resnet18``, ``resnet50``, ``vgg16_d1``,
+    ``name`` is one of ``resnext101_32x8d``, ``resnet18``, ``resnet50``, ``vgg16_d1``, ``vgg16_bn_d1``,
     ``audio_resnet18`` (the VGGSound audio ResNet-18, 1 input channel) or a ``tiny_*`` variant.
     ``widths``/``layers`` override the stage widths / block counts (tiny test models); ``None`` keeps
     the published architecture, whose state-dict keys load the published weight files strictly.
@@ -117,6 +117,10 @@ class ModelConfig:
     # students: add the parameter-free audio-visual synchrony gate over the window (``models.blocks.SyncGate``;
     # ours, needs the loudness profile and a window of several frames)
     sync_gate: bool = False
+    # the gate correlates frame-to-frame changes of grey level and loudness (True) or their levels (False,
+    # the first light models'), with |r| ** sync_power; see SyncGate
+    sync_differences: bool = False
+    sync_power: float = 4.0
     av_dim: int = 128  # AVfusion embedding width
     head_depth: int = 3  # number of 3x3 convs in the "extra" CAM head (SA/ST/+ teachers, STA+)
     head_width: int | None = None  # width of those convs (None: the backbone's output width)

@@ -60,7 +60,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
 
 
 def _family(cfg: BackboneConfig) -> str:
-    if cfg.name == "vgg16_d1":
+    if cfg.name in ("vgg16_d1", "vgg16_bn_d1"):
         return "vgg"
     if cfg.name == "audio_resnet18":
         return "audio"

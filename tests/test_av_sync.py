@@ -90,3 +90,20 @@ def test_bad_inputs_are_rejected() -> None:
         apply_sync([np.zeros((8, 8), np.float32)] * 10, maps, activity)
     with pytest.raises(ValueError, match="invalid sync settings"):
         SyncSettings(radius=0)
+
+
+def test_differenced_sync_maps_ignore_a_drift_that_fools_the_levels() -> None:
+    frames, loud, src, twin = _two_lookalikes()
+    n = len(loud)
+    ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
+    frames = frames.astype(np.float32)
+    frames[:, twin[0] : twin[1], twin[2] : twin[3]] = 120 + 100 * ramp[:, None, None, None]  # twin drifts
+    frames = frames.astype(np.uint8)
+    audio = loud + 8.0 * ramp  # a crescendo under the syllables
+
+    def share(settings: SyncSettings) -> float:
+        maps, _ = sync_maps(frames, audio, settings)
+        return float(np.mean([_box_mean(m, src) / (_box_mean(m, src) + _box_mean(m, twin) + 1e-9) for m in maps]))
+
+    assert share(SyncSettings(radius=8, grid=16)) < 0.5  # by level the drifting twin wins
+    assert share(SyncSettings(radius=8, grid=16, differences=True)) > 0.85

@@ -158,6 +158,23 @@ def test_vgg16_d1_layout_and_structure() -> None:
     assert vgg.channels == (512,) and vgg.strides == (8,)
 
 
+def test_vgg16_bn_d1_is_vgg16_d1_with_a_batch_norm_after_every_conv() -> None:
+    # the light presets' VGG (no ImageNet weights to start from): torchvision vgg16_bn's feature indices
+    torch.manual_seed(0)
+    plain = build_backbone(BackboneConfig("vgg16_d1", widths=(4, 4, 8, 8, 8)))
+    bn = build_backbone(BackboneConfig("vgg16_bn_d1", widths=(4, 4, 8, 8, 8)))
+    convs = [m for m in bn.features if isinstance(m, nn.Conv2d)]
+    norms = [i for i, m in enumerate(bn.features) if isinstance(m, nn.BatchNorm2d)]
+    assert len(convs) == 13 and len(norms) == 13 and len(bn.features) == 30 + 13
+    assert all(isinstance(bn.features[i - 1], nn.Conv2d) and isinstance(bn.features[i + 1], nn.ReLU) for i in norms)
+    assert norms[:2] == [1, 4]  # vgg16_bn: features.0 conv, .1 bn, .2 relu, .3 conv, .4 bn
+    assert [c.dilation for c in convs] == [m.dilation for m in plain.features if isinstance(m, nn.Conv2d)]
+    x = torch.randn(2, 3, 40, 40)
+    assert bn(x)[0].shape == plain(x)[0].shape == (2, 8, 5, 5)
+    with pytest.raises(ValueError, match="unknown visual backbone"):
+        build_backbone(BackboneConfig("vgg16_xx"))
+
+
 def test_vggsound_audio_net_layout() -> None:
     with torch.device("meta"):
         audio = build_audio_net(AUDIO_RESNET18)

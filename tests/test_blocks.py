@@ -233,3 +233,25 @@ def test_sync_gate_finds_the_cell_that_follows_the_loudness() -> None:
     g2, l2 = gate.frame_features(frames, torch.tensor([[0.3], [0.0]]))
     torch.testing.assert_close(g2, F.avg_pool2d(frames.mean(1, keepdim=True), 2))
     assert l2.shape == (2, 1, 1, 1) and float(l2[0]) == pytest.approx(0.3)
+
+
+def test_differenced_sync_gate_ignores_a_drift_that_fools_the_levels() -> None:
+    # a cell whose grey level drifts along with a slow rise of the loudness correlates by level, but its
+    # frame-to-frame changes do not follow the loudness's; the pulsing cell's do (issue 15: objects drift)
+    t = torch.arange(8, dtype=torch.float32)
+    g = torch.Generator().manual_seed(1)
+    pulses = torch.rand(8, generator=g)
+    loud = 0.2 * t + pulses  # a crescendo with syllables on top
+    grey = torch.zeros(1, 8, 1, 2, 2)
+    grey[0, :, 0, 0, 0] = 3.0 * pulses  # pulses with the syllables only
+    grey[0, :, 0, 1, 1] = 0.5 * t  # drifts across the cell
+    levels, changes = SyncGate(cell=2, power=8.0), SyncGate(cell=2, power=8.0, differences=True)
+    by_level = levels(grey, loud.reshape(1, 8, 1, 1, 1))[0, 0]
+    by_change = changes(grey, loud.reshape(1, 8, 1, 1, 1))[0, 0]
+    assert by_level[1, 1] > 0.5  # the drifting cell passes for synchronous ...
+    assert by_change[0, 0] == pytest.approx(1.0, abs=1e-4) and by_change[1, 1] < 0.05  # ... not any more
+    from stanet_rt.config import get_config
+
+    cfg = get_config("stanet_lite").replace(sync_differences=True, sync_power=8.0)
+    gate = SyncGate.of(cfg)
+    assert gate.differences and gate.power == 8.0 and not SyncGate.of(get_config("stanet_lite")).differences

@@ -62,7 +62,8 @@ def test_paper_preset_is_appendix_a():
     lite = get_preset("synth-lite")
     assert lite.av_sync is not None and lite.students["sta"].settings.audio_dropout > 0
     assert {t.config.av_fusion for t in lite.students.values()} == {"film"}
-    assert all(t.config.audio_envelope_bins == 12 for t in lite.students.values())
+    assert all(t.config.audio_envelope_bins == 24 for t in lite.students.values())
+    assert {t.config.backbone.name for t in lite.plus.values()} == {"vgg16_bn_d1"}
     assert get_preset("synth-lite").with_epochs(2).students["sta"].settings.epochs == 2
     assert set(list_presets()) == {"paper", "synth-lite", "synth-tiny"}
     assert plus_branch("st_plus_short") == ("st_plus", "short")
@@ -158,9 +159,8 @@ def test_a_finished_trainer_reloads_even_without_samples(tmp_path):
     from stanet_rt.training.presets import Trainer
     from stanet_rt.training.stages.common import StageContext, fit
 
-    from stanet_rt.errors import InputError
-
     from stanet_rt.config import get_config
+    from stanet_rt.errors import InputError
     from stanet_rt.models.factory import build_model
 
     def step(model, batch):  # any differentiable function of the weights will do
@@ -181,7 +181,7 @@ def test_a_finished_trainer_reloads_even_without_samples(tmp_path):
     again = tiny()
     result = fit(resumed, "scam-fine", "s", again, [], step, trainer)
     assert not result.trained
-    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values(), strict=True))
 
 
 @pytest.mark.gpu

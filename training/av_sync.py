@@ -42,6 +42,7 @@ class SyncSettings:
     grid: int = 32
     floor: float = 0.2
     add: float = 0.3
+    differences: bool = False  # correlate frame-to-frame changes (drops slow motion; see sync_maps)
 
     def __post_init__(self) -> None:
         if self.radius < 1 or self.power <= 0 or self.grid < 2 or self.floor < 0 or self.add < 0:
@@ -85,6 +86,9 @@ def sync_maps(
     if len(loud) != n:
         raise ValueError(f"{n} frames but {len(loud)} loudness values")
     grey = _grey_grid(frames, settings.grid).astype(np.float64)
+    if settings.differences:  # change into frame t (frame 0: none), as the students' SyncGate
+        grey = np.concatenate([np.zeros_like(grey[:1]), np.diff(grey, axis=0)])
+        loud = np.concatenate([[0.0], np.diff(loud)])
     maps = np.zeros((n, h, w), np.float32)
     spread = np.zeros(n)
     for t in range(n):

@@ -156,18 +156,25 @@ _VGG16_STAGES = (2, 2, 3, 3, 3)
 class VGG16D1(nn.Module):
     """The "conservative" VGG16 of SCAM+ / STA+ (spec 4.1), torchvision ``features.N`` indices kept.
 
+    ``batch_norm`` (``vgg16_bn_d1``; ours, not the paper's) puts a BatchNorm after every conv, with the
+    indices of torchvision's ``vgg16_bn``: the light presets train their narrow VGG from scratch (no
+    ImageNet weights), and without normalisation it stayed at chance for their few CPU epochs.
+
     conv1..conv3 stages each end in a 2x2 max-pool; conv4 ends in a 3x3 stride-1 max-pool (index 23);
     conv5 uses dilation 2; no final pool. Output: one map with ``channels[-1]`` (512) at stride 8.
     """
 
-    def __init__(self, widths: tuple[int, ...] = (64, 128, 256, 512, 512)) -> None:
+    def __init__(self, widths: tuple[int, ...] = (64, 128, 256, 512, 512), batch_norm: bool = False) -> None:
         super().__init__()
         mods: list[nn.Module] = []
         cin = 3
         for stage, (n_convs, width) in enumerate(zip(_VGG16_STAGES, widths, strict=True)):
             dilation = 2 if stage == 4 else 1
             for _ in range(n_convs):
-                mods += [nn.Conv2d(cin, width, 3, padding=dilation, dilation=dilation), nn.ReLU(inplace=True)]
+                mods.append(nn.Conv2d(cin, width, 3, padding=dilation, dilation=dilation))
+                if batch_norm:
+                    mods.append(nn.BatchNorm2d(width))
+                mods.append(nn.ReLU(inplace=True))
                 cin = width
             if stage < 3:
                 mods.append(nn.MaxPool2d(2, 2))
@@ -273,8 +280,8 @@ def audio_dim_of(config: ModelConfig) -> int:
 
 def build_backbone(cfg: BackboneConfig, num_stages: int | None = None) -> ResNet | VGG16D1:
     """Build the visual backbone ``cfg.name`` (see module docstring); ``num_stages`` truncates ResNets."""
-    if cfg.name == "vgg16_d1":
-        return VGG16D1(cfg.widths or (64, 128, 256, 512, 512))
+    if cfg.name in ("vgg16_d1", "vgg16_bn_d1"):
+        return VGG16D1(cfg.widths or (64, 128, 256, 512, 512), batch_norm=cfg.name == "vgg16_bn_d1")
     if cfg.name not in RESNET_LAYERS or cfg.name == "audio_resnet18":
         raise ValueError(f"unknown visual backbone {cfg.name!r}")
     block = BasicBlock if cfg.name == "resnet18" else Bottleneck

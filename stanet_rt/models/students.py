@@ -120,7 +120,7 @@ class STAStudent(_AudioMixin, StudentModel):
         self.extra_attention = SelfAttentionGate(c)
         n_terms = 3 if self.audio_net is not None else 2
         self.extra_fuse = nn.Conv2d(n_terms * c, c, 3, padding=1)
-        self.extra_sync = SyncGate() if config.sync_gate else None
+        self.extra_sync = SyncGate.of(config) if config.sync_gate else None
         self.extra_gru = ConvGRUCell(c)
         self.extra_refine1 = nn.Conv2d(2 * c, c, 3, padding=1)
         self.extra_refine0 = nn.Conv2d(2 * c, c, 3, padding=1)
@@ -226,7 +226,7 @@ class STAPlusStudent(_AudioMixin, StudentModel):
         self.extra_readout = nn.Sequential(
             nn.Conv2d(2 * k, k, 1, bias=False), nn.BatchNorm2d(k), nn.ReLU(inplace=True), nn.Conv2d(k, 1, 1)
         )
-        self.extra_sync = SyncGate() if config.sync_gate else None
+        self.extra_sync = SyncGate.of(config) if config.sync_gate else None
         init_heads(nn.ModuleList(m for n, m in self.named_children() if n.startswith("extra")))
 
     @property
