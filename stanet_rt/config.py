@@ -121,6 +121,9 @@ class ModelConfig:
     # the first light models'), with |r| ** sync_power; see SyncGate
     sync_differences: bool = False
     sync_power: float = 4.0
+    # how the gate acts on the saliency logits: "add" its weighted map, or "modulate" the probability
+    # where the audio is active (SyncGate.modulate)
+    sync_combine: str = "add"
     av_dim: int = 128  # AVfusion embedding width
     head_depth: int = 3  # number of 3x3 convs in the "extra" CAM head (SA/ST/+ teachers, STA+)
     head_width: int | None = None  # width of those convs (None: the backbone's output width)
@@ -144,6 +147,8 @@ class ModelConfig:
             raise ValueError(f"unknown arch {self.arch!r}; expected one of {', '.join(ARCHS)}")
         if self.av_fusion not in ("stanet", "film"):
             raise ValueError(f"unknown av_fusion {self.av_fusion!r}; expected 'stanet' or 'film'")
+        if self.sync_combine not in ("add", "modulate"):
+            raise ValueError(f"unknown sync_combine {self.sync_combine!r}; expected 'add' or 'modulate'")
         if self.sync_gate and (self.audio is None or self.audio_envelope_bins < 1 or len(self.window_offsets) < 4):
             raise ValueError("sync_gate needs audio, audio_envelope_bins > 0 and a window of at least 4 frames")
         if 0 not in self.window_offsets:

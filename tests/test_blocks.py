@@ -255,3 +255,29 @@ def test_differenced_sync_gate_ignores_a_drift_that_fools_the_levels() -> None:
     cfg = get_config("stanet_lite").replace(sync_differences=True, sync_power=8.0)
     gate = SyncGate.of(cfg)
     assert gate.differences and gate.power == 8.0 and not SyncGate.of(get_config("stanet_lite")).differences
+
+
+def test_modulating_sync_gate_narrows_the_map_to_the_synchronous_cells_only_with_audio() -> None:
+    # the additive gate cannot move probability between two saturated look-alikes; the modulating one
+    # can, and it leaves the logits exactly as they are when the audio is closed or still
+    torch.manual_seed(0)
+    gate = SyncGate(cell=2, power=8.0, differences=True, combine="modulate")
+    loud = torch.tensor([0.0, 1.0, 0.0, 1.2, 0.1, 0.9, 0.0, 1.1]).reshape(1, 8, 1, 1, 1)
+    grey = torch.zeros(1, 8, 1, 4, 4)
+    grey[0, :, 0, 0, 0] = loud.flatten()  # the source pulses with the sound
+    grey[0, :, 0, 3, 3] = torch.tensor([0.5, 0.5, 0.0, 0.0, 0.8, 0.8, 0.1, 0.1])  # a twin on its own rhythm
+    logits = torch.full((1, 1, 8, 8), 6.0)  # both objects (and everything) saturated
+    with torch.no_grad():
+        out = torch.sigmoid(gate.apply(logits, grey, loud))
+        added = torch.sigmoid(SyncGate(cell=2, power=8.0, differences=True).apply(logits, grey, loud))
+    src, twin = float(out[0, 0, :2, :2].mean()), float(out[0, 0, 6:, 6:].mean())
+    assert src / (src + twin) > 0.9
+    a_src, a_twin = float(added[0, 0, :2, :2].mean()), float(added[0, 0, 6:, 6:].mean())
+    assert a_src / (a_src + a_twin) < 0.51  # the additive gate: no difference left to see
+    with torch.no_grad():
+        closed = gate.apply(logits, grey, torch.zeros_like(loud))  # audio gate closed
+        still = gate.apply(torch.randn(1, 1, 8, 8), grey, torch.full_like(loud, 0.7))
+    torch.testing.assert_close(closed, logits, atol=1e-4, rtol=1e-4)
+    assert torch.isfinite(still).all()
+    with pytest.raises(ValueError, match="combine"):
+        SyncGate(combine="multiply")

@@ -182,6 +182,22 @@ def test_other_students_export(tmp_path) -> None:
         assert bundle.config.name == name and bundle.audio is not None
 
 
+def test_modulating_sync_gate_student_exports_with_parity(tmp_path) -> None:
+    # the light students' synchrony gate (frame-to-frame changes, modulating the map): ONNX FP32 and FP16
+    from stanet_rt.export.api import export_model
+
+    from stanet_rt.checkpoint import save_checkpoint
+    from stanet_rt.config import get_config
+    from stanet_rt.models.factory import build_model
+
+    torch.manual_seed(0)
+    cfg = get_config("tiny_lite").replace(window_offsets=tuple(range(-5, 1)), sync_gate=True, sync_power=8.0,
+                                         sync_differences=True, sync_combine="modulate")
+    ckpt = save_checkpoint(tmp_path / "mod.pt", build_model(cfg).eval())
+    report = export_model(ckpt, tmp_path / "out", fp16=True, tensorrt=False, progress=False)
+    assert report.passed, [r for r in report.parity if not r.passed]
+
+
 def test_cli_export_check_only_and_errors(sta_export, tmp_path) -> None:
     out, _, _, ckpt = sta_export
     runner = CliRunner()

@@ -278,10 +278,12 @@ def test_train_student_trains_with_the_presets_audio_dropout(tmp_path, monkeypat
     assert (closed == 0.0) if dropout == 0.0 else (0.18 < closed < 0.32)
 
 
-def test_sync_gate_student_contract_and_audio_free_path() -> None:
+@pytest.mark.parametrize("combine", ["add", "modulate"])
+def test_sync_gate_student_contract_and_audio_free_path(combine: str) -> None:
     from stanet_rt.config import get_config as config_of
 
-    cfg = config_of("tiny_lite").replace(window_offsets=tuple(range(-5, 1)), sync_gate=True)
+    cfg = config_of("tiny_lite").replace(window_offsets=tuple(range(-5, 1)), sync_gate=True,
+                                         sync_differences=combine == "modulate", sync_combine=combine)
     model = build_model(cfg).eval()
     frames, spec = _clip(cfg)
     with torch.no_grad():

@@ -181,15 +181,44 @@ class SyncGate(nn.Module):
     object is the source in each training clip by heart instead); computing it is cheap and exact.
     """
 
-    def __init__(self, cell: int = 8, power: float = 4.0, weight: float = 2.0, differences: bool = False) -> None:
+    COMBINES = ("add", "modulate")
+
+    def __init__(self, cell: int = 8, power: float = 4.0, weight: float | None = None, differences: bool = False,
+                 combine: str = "add") -> None:
         super().__init__()
-        self.cell, self.power, self.differences = cell, power, differences
+        if combine not in self.COMBINES:
+            raise ValueError(f"sync combine must be one of {self.COMBINES}, got {combine!r}")
+        self.cell, self.power, self.differences, self.combine = cell, power, differences, combine
+        if weight is None:  # add: the map's weight on the logits; modulate: the gain on the audio activity
+            weight = 2.0 if combine == "add" else 5.0
         self.extra_sync_weight = nn.Parameter(torch.tensor(float(weight)))
 
     @classmethod
     def of(cls, config: ModelConfig) -> SyncGate:
-        """The gate of a student ``config`` (``sync_differences``, ``sync_power``)."""
-        return cls(power=config.sync_power, differences=config.sync_differences)
+        """The gate of a student ``config`` (``sync_differences``, ``sync_power``, ``sync_combine``)."""
+        return cls(power=config.sync_power, differences=config.sync_differences, combine=config.sync_combine)
+
+    def apply(self, logits: Tensor, grey: Tensor, loud: Tensor) -> Tensor:
+        """Saliency logits (B, M, H, W) with the synchrony of the window (grey (B, T, 1, h, w), loud
+        (B, T, 1, 1, 1)) applied: :meth:`boost` ("add") or :meth:`modulate`."""
+        sync = self(grey, loud)
+        return self.boost(logits, sync) if self.combine == "add" else self.modulate(logits, sync, loud)
+
+    def modulate(self, logits: Tensor, sync: Tensor, loud: Tensor, eps: float = 1e-6) -> Tensor:
+        """The logits of sigmoid(logits) x (1 - g + g S'): the visual map kept where the audio is quiet
+        and, where it is active, narrowed to the cells that change with it. S' = the synchrony map
+        dilated by one cell (the map peaks on a part of the sounding object; the object is wider);
+        g = clamp(``extra_sync_weight`` x std of the window's loudness, 0, 1), 0 without audio.
+
+        Unlike :meth:`boost` it does not saturate: adding to logits that are already large moves no
+        probability mass, so the additive students put as much weight on a silent look-alike as on the
+        source. Computed in log space: log m - softplus(-L) - log((1 - m) + m sigmoid(-L)), which is L
+        itself for m = 1."""
+        b = logits.shape[0]
+        g = (self.extra_sync_weight * loud.reshape(b, -1).std(dim=1)).clamp(0.0, 1.0).reshape(b, 1, 1, 1)
+        wide = resize_to(F.max_pool2d(sync, 3, 1, 1), logits.shape[-2:])
+        m = 1.0 - g + g * wide
+        return torch.log(m + eps) - F.softplus(-logits) - torch.log((1.0 - m) + m * torch.sigmoid(-logits) + eps)
 
     def frame_features(self, frames: Tensor, loudness: Tensor) -> tuple[Tensor, Tensor]:
         """(B, 3, H, W) normalised frames, (B, 1) loudness (0 without audio) -> grey (B, 1, H/cell,

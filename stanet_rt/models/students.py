@@ -170,8 +170,8 @@ class STAStudent(_AudioMixin, StudentModel):
         r0 = F.relu(self.extra_refine0(torch.cat([r1, s0], dim=1)) + r1)
         out1, out0 = resize_to(self.extra_out1(r1), output_size), resize_to(self.extra_out0(r0), output_size)
         if self.extra_sync is not None:
-            sync = self.extra_sync(window["grey"], window["loud"])
-            out1, out0 = self.extra_sync.boost(out1, sync), self.extra_sync.boost(out0, sync)
+            out1 = self.extra_sync.apply(out1, window["grey"], window["loud"])
+            out0 = self.extra_sync.apply(out0, window["grey"], window["loud"])
         return out1, out0
 
     def head(self, window: dict[str, Tensor], output_size: tuple[int, int] | None = None) -> Tensor:
@@ -298,7 +298,7 @@ class STAPlusStudent(_AudioMixin, StudentModel):
         b = nodes.shape[0]
         logits = self.readout(nodes, x, output_size).view(b, 3, *output_size)
         if self.extra_sync is not None:  # the synchrony over the whole 9-frame window, on every node
-            logits = self.extra_sync.boost(logits, self.extra_sync(window["grey"], window["loud"]))
+            logits = self.extra_sync.apply(logits, window["grey"], window["loud"])
         return logits.view(b, 3, 1, *output_size)
 
     def head(self, window: dict[str, Tensor], output_size: tuple[int, int] | None = None) -> Tensor:
