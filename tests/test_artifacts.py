@@ -49,10 +49,14 @@ def _offending(files: list[Path], forbidden: tuple[str, ...]) -> list[str]:
     return bad
 
 
-def test_engines_do_not_import_export() -> None:
-    files = _files(["engines"])
+@pytest.mark.parametrize("package", ["training", "export", "engines"])
+def test_training_export_and_engines_never_import_each_other(package: str) -> None:
+    # ARCHITECTURE: they import the core only (the CLI joins them: e.g. stanet_rt/cli/install.py exports
+    # the default that training installs)
+    files = _files([package])
     assert len(files) >= 5
-    assert _offending(files, ("stanet_rt.export", "export")) == []
+    others = [p for p in ("training", "export", "engines") if p != package]
+    assert _offending(files, tuple(m for p in others for m in (f"stanet_rt.{p}", p))) == []
 
 
 # Nothing is exempt: the demo (which makes its clip with the training data generator) lives in the CLI

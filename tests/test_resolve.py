@@ -104,7 +104,9 @@ def test_install_default_goes_to_the_user_folder_not_the_package(tmp_path, monke
     monkeypatch.setattr(run_all, "default_sources", lambda ctx: {"default.pt": exported("tiny_lite").checkpoint})
     before = {p.name: p.stat().st_mtime_ns for p in ASSETS.iterdir()}
     logs: list[str] = []
-    written = run_all.install_defaults(SimpleNamespace(log=logs.append, out=tmp_path))
+    from stanet_rt.cli.install import install_default_models
+
+    written = install_default_models(SimpleNamespace(log=logs.append, out=tmp_path))
     home = tmp_path / "home" / "models"
     assert written[0] == home / "default.pt" and all(p.parent == home for p in written)
     assert {p.name: p.stat().st_mtime_ns for p in ASSETS.iterdir()} == before

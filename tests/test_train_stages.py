@@ -299,12 +299,12 @@ def test_train_all_synth_tiny_end_to_end(tmp_path, monkeypatch):
     assert set(unseen["teachers"]) >= {"scam-coarse/s", "switch/audio_switch"}
     assert json.loads((out / "timings.json").read_text())["wall_s"]["total"] > 0
     # the students install as the runtime's default models (here into a scratch assets folder)
-    from stanet_rt.training.run_all import install_defaults
+    from stanet_rt.cli.install import install_default_models
 
     assets = tmp_path / "assets"
     assets.mkdir()
     (assets / "default_plus.pt").write_bytes(b"stale")
-    installed = install_defaults(ctx, assets=assets)
+    installed = install_default_models(ctx, assets=assets)
     assert installed[0].name == "default.pt"  # the distilled student alone replaces STA (+ STA+)
     assert {p.name for p in installed[1:]} == {f"default.{part}.onnx" for part in ("audio", "encoder", "head")}
     assert not (assets / "default_plus.pt").exists()

@@ -234,7 +234,8 @@ def install_defaults(ctx: StageContext, assets: Path | None = None) -> list[Path
     :func:`default_sources`), each only if it is at most ``MAX_DEFAULT_MB``; a default the run does not
     replace is removed (the runtime fuses every default it finds). ``assets`` None: the user's models folder
     (``stanet_rt.models.default.user_models_dir``), which the runtime's ``default`` prefers over the shipped
-    models; never the installed package. Returns the files written."""
+    models; never the installed package. Returns the files written. Their ONNX export (which training
+    does not import) is the CLI's: ``stanet_rt.cli.install.install_default_models``."""
     import shutil
 
     from stanet_rt.fileio import atomic_path
@@ -261,13 +262,6 @@ def install_defaults(ctx: StageContext, assets: Path | None = None) -> list[Path
         for path in stale:
             if path.is_file() and (target not in sources or path.suffix == ".onnx"):
                 path.unlink()
-    if list(sources) == ["default.pt"]:
-        # a single default also ships as ONNX beside it, so that `run` uses ONNX Runtime by default
-        from stanet_rt.export.api import export_model
-
-        export_model(assets / "default.pt", assets, name="default", tensorrt=False, progress=False)
-        written += sorted(assets.glob("default.*.onnx"))
-        ctx.log(f"exported {assets / 'default.pt'} to ONNX beside it (parity checked)")
     return written
 
 

@@ -86,9 +86,9 @@ def train(
         else:
             run_stage(ctx, stage)
         if (install_default or install_dir is not None) and stage in ("all", "report") and ctx.info.is_main:
-            from stanet_rt.training.run_all import install_defaults
+            from stanet_rt.cli.install import install_default_models
 
-            install_defaults(ctx, install_dir)
+            install_default_models(ctx, install_dir)
     finally:
         from stanet_rt.training.ddp import shutdown
 
