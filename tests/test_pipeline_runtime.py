@@ -171,20 +171,6 @@ def test_import_stanet_rt_stays_cheap_and_exports_stream() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_default_model_run_imports_no_torch(tmp_path) -> None:
-    """Issue 14.4: ``stanet-rt run`` on the default (ONNX Runtime) model does not import torch."""
-    clip = make_clip(tmp_path / "c.mp4", seconds=1.0, fps=10)
-    code = ("import sys\nfrom stanet_rt.cli import main\n"
-            f"sys.argv = ['stanet-rt', 'run', {str(clip)!r}, '-o', {str(tmp_path / 'o.mp4')!r}, "
-            f"'--maps', {str(tmp_path / 'm.h5')!r}]\n"
-            "try:\n    main()\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
-            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.strip().splitlines()[-1] == "NO-TORCH"
-    assert len(_decoded_pts(tmp_path / "o.mp4")) == 10
-
-
 def test_silence_is_reported_only_for_a_real_silent_stretch(lite, tmp_path) -> None:
     """Issue 13: "silent audio" was printed for almost every clip with sound (the zero padding before
     t = 0 counted). Now only a real silent stretch is reported, with how much."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import av
 import pytest
 
 from stanet_rt.pipeline.clips import make_clip
@@ -31,10 +32,12 @@ def test_the_hook_really_blocks_torch() -> None:
 
 
 def test_default_model_runs_without_torch(tmp_path) -> None:
+    """Issue 14.4: ``stanet-rt run`` on the default (ONNX Runtime) model, overlay video and maps, with
+    ``import torch`` made to fail."""
     clip = make_clip(tmp_path / "c.mp4", seconds=1.0, fps=10)
     code = ("from stanet_rt.cli import main\n"
             f"sys.argv = ['stanet-rt', 'run', {str(clip)!r}, '--backend', 'onnxruntime', "
-            f"'--maps', {str(tmp_path / 'm.h5')!r}]\n"
+            f"'-o', {str(tmp_path / 'o.mp4')!r}, '--maps', {str(tmp_path / 'm.h5')!r}]\n"
             "try:\n    main()\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
             "from stanet_rt.resolve import open_model, resolve_model\n"
             "from stanet_rt.models.default import ASSETS\n"
@@ -45,6 +48,8 @@ def test_default_model_runs_without_torch(tmp_path) -> None:
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip().splitlines()[-1] == "OK False"
     assert (tmp_path / "m.h5").stat().st_size > 0
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 10
 
 
 def test_a_command_that_needs_torch_names_the_extra(tmp_path) -> None:
