@@ -1,6 +1,6 @@
 """Imported (compatibility-mode) models through the tools: `stanet-rt run`, `stanet-rt export --fp16` with its
 parity check and `stanet-rt bench models`, on the tiny original configs with the parity fixtures' fill-rule
-weights and (slow) on a full-size STA+ imported from the fixtures' files; FP16 parity on flat maps."""
+weights and (slow) on the full-size STA and STA+ imported from the fixtures' files; FP16 parity on flat maps."""
 
 from __future__ import annotations
 
@@ -99,18 +99,23 @@ def test_fp16_parity_judges_a_flat_map_on_fp16_steps() -> None:
 
 @pytest.mark.slow
 @needs_fixtures
-def test_imported_sta_plus_runs_exports_fp16_and_benches(tmp_path: Path) -> None:
-    """Full size: the fixtures' STA+ (DataParallel state dict + pickled AudioSwitch) through `stanet-rt import`,
-    then run / export --fp16 / bench models as any checkpoint."""
-    src = fx.write_state_dict("staplus", tmp_path / "STAGCN.pth")
-    switch = fx.write_switch_pickle(tmp_path / "27001.pt")
-    _run(["import", str(src), "--arch", "sta_plus", "--switch", str(switch), "--out", str(tmp_path / "plus.pt")])
-    src.unlink()
-    switch.unlink()
+@pytest.mark.parametrize("arch", ["sta", "sta_plus"])
+def test_imported_full_size_models_run_export_fp16_and_bench(tmp_path: Path, arch: str) -> None:
+    """Full size: the fixtures' STA (DataParallel state dict) and STA+ (that + the pickled AudioSwitch)
+    through `stanet-rt import`, then run / export --fp16 / bench models as any checkpoint."""
+    fixture, name = {"sta": ("sta", "STANet.pth"), "sta_plus": ("staplus", "STAGCN.pth")}[arch]
+    files = [fx.write_state_dict(fixture, tmp_path / name)]
+    args = ["import", str(files[0]), "--arch", arch, "--out", str(tmp_path / "imported.pt")]
+    if arch == "sta_plus":
+        files.append(fx.write_switch_pickle(tmp_path / "27001.pt"))
+        args += ["--switch", str(files[1])]
+    _run(args)
+    for f in files:
+        f.unlink()
     clip = make_clip(tmp_path / "clip.mp4", seconds=0.4, fps=10, width=96, height=64)
-    _check_run(tmp_path / "plus.pt", clip, tmp_path, frames=4)
-    _check_export(tmp_path / "plus.pt", tmp_path)
-    _run(["bench", "models", "--models", str(tmp_path / "plus.pt"), "--backends", "torch", "--precisions", "fp32",
+    _check_run(tmp_path / "imported.pt", clip, tmp_path, frames=4)
+    _check_export(tmp_path / "imported.pt", tmp_path)
+    _run(["bench", "models", "--models", str(tmp_path / "imported.pt"), "--backends", "torch", "--precisions", "fp32",
           "--batches", "1", "--iterations", "1", "--out", str(tmp_path / "bench"), "--name", "b"])
     rows = json.loads(next((tmp_path / "bench").glob("b.*.json")).read_text())["rows"]
     assert any(r.get("part") == "frame (cached)" and "p50_ms" in r for r in rows), rows
