@@ -37,8 +37,8 @@ STA_PLUS_TOL = 2e-3
 # STA+ end to end with the fixture machine's conv kernels: the bounds.
 STA_PLUS_END_TO_END = {"maps_abs": STA_PLUS_TOL, "u8_levels": 1, "u8_share": 1.0}
 # ... and with AVX-512 kernels (measured, seed 1234: maps 1.4e-2 max abs on logits up to ~5; 8-bit maps
-# off by one level on 1.6 % of the pixels, by two on a few). The bound leaves room for the graph's
-# sensitivity on other inputs; an error in the model is O(1).
+# off by one level on 1.6 % of the pixels, by two on one pixel of the 356 x 356 image). The bound leaves
+# room for the graph's sensitivity on other inputs; an error in the model is O(1).
 STA_PLUS_NATIVE = {"maps_abs": 0.1, "u8_levels": 4, "u8_share": 0.05}
 # oneDNN's float32 kernels of the machine that made the fixtures (the variable is read once, when oneDNN
 # starts, hence the subprocess)
