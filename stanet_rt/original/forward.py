@@ -24,6 +24,11 @@ the same ``encode`` per frame and window decoder as ``stanet-rt run``; the origi
 ``rint(sigmoid / (max + 1e-8) * 255)`` in float32, then OpenCV's INTER_LINEAR resize to 356 x 356
 (:func:`~stanet_rt.original.cv2_resize.resize_linear_u8`, bit-exact).
 
+Numerics: STA+'s graph (three rounds of FRL thresholds) amplifies float32 rounding in the VGG16 trunk. The
+parity fixtures were made where oneDNN ran its AVX2 kernels; with ``ONEDNN_MAX_CPU_ISA=AVX2`` in the
+environment before Python starts, the trunk reproduces their CAMs bit for bit and the maps come within
+4e-4, while AVX-512 kernels leave the maps up to ~1.4e-2 apart (README, "Use the authors' weights").
+
 Imports numpy, torch and ``stanet_rt``.
 """
 
