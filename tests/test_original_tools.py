@@ -50,12 +50,14 @@ def _run(args: list[str]) -> str:
     return res.output
 
 
-def _check_run(checkpoint: Path, clip: Path, tmp: Path, frames: int) -> None:
-    _run(["run", str(clip), "-m", str(checkpoint), "--maps", str(tmp / "maps.h5"), "--backend", "torch"])
-    with h5py.File(tmp / "maps.h5") as fh:
-        maps = fh["maps"][:].astype(np.float32)
-    assert maps.shape[0] == frames and np.isfinite(maps).all()
-    assert float(maps.std()) > 0  # not a constant map
+def _check_run(model: Path, clip: Path, maps: Path, frames: int, *options: str) -> np.ndarray:
+    """`stanet-rt run clip -m model --maps maps`: one finite, non-constant map per frame; returns them."""
+    _run(["run", str(clip), "-m", str(model), "--maps", str(maps), *options])
+    with h5py.File(maps) as fh:
+        out = fh["maps"][:].astype(np.float32)
+    assert out.shape[0] == frames and np.isfinite(out).all()
+    assert float(out.std()) > 0
+    return out
 
 
 def _check_export(checkpoint: Path, tmp: Path) -> str:
@@ -72,8 +74,11 @@ def _check_export(checkpoint: Path, tmp: Path) -> str:
 def test_tiny_original_models_run_export_fp16_and_bench(tiny, tmp_path: Path, name: str) -> None:
     _, config, _ = load_checkpoint(tiny[name])
     assert config.original
-    _check_run(tiny[name], tiny["clip"], tmp_path, frames=12)
+    ours = _check_run(tiny[name], tiny["clip"], tmp_path / "maps.h5", 12)
     _check_export(tiny[name], tmp_path)
+    half = _check_run(tmp_path / "exported", tiny["clip"], tmp_path / "maps16.h5", 12, "--backend", "onnxruntime",
+                      "--precision", "fp16")  # the exported FP16 graphs stream the same maps
+    assert np.corrcoef(ours.ravel(), half.ravel())[0, 1] > 0.999
     _run(["bench", "models", "--models", str(tiny[name]), "--backends", "torch,ort-cpu", "--precisions", "fp32",
           "--batches", "1", "--iterations", "1", "--out", str(tmp_path / "bench"), "--name", "b"])
     rows = json.loads(next((tmp_path / "bench").glob("b.*.json")).read_text())["rows"]
@@ -113,7 +118,7 @@ def test_imported_full_size_models_run_export_fp16_and_bench(tmp_path: Path, arc
     for f in files:
         f.unlink()
     clip = make_clip(tmp_path / "clip.mp4", seconds=0.4, fps=10, width=96, height=64)
-    _check_run(tmp_path / "imported.pt", clip, tmp_path, frames=4)
+    _check_run(tmp_path / "imported.pt", clip, tmp_path / "maps.h5", 4)
     _check_export(tmp_path / "imported.pt", tmp_path)
     _run(["bench", "models", "--models", str(tmp_path / "imported.pt"), "--backends", "torch", "--precisions", "fp32",
           "--batches", "1", "--iterations", "1", "--out", str(tmp_path / "bench"), "--name", "b"])
