@@ -6,6 +6,12 @@ absolute error and the correlation coefficient (CC) of the flattened outputs. A 
 every output's CC >= the threshold (0.9999 FP32, 0.999 FP16); an output that is numerically constant
 in PyTorch (CC undefined) passes on max abs error instead, and the report says so.
 
+FP16 also passes an output whose max abs error is within :data:`FP16_STEPS` FP16 steps (ulps) at the
+output's largest magnitude: an FP16 graph cannot write its output more finely than that, so on a map
+whose whole spread is a few dozen such steps the rounding alone pulls CC below 0.999 (rms error
+step/sqrt(12) against the map's std: a tiny random STA+ head map at 0.27..0.28, std 1.5e-3, step 2.4e-4,
+has CC 0.9989 with an error of 0.8 step). The report names the criterion used.
+
 Imports numpy, torch, onnxruntime, av.
 """
 
@@ -22,6 +28,7 @@ from stanet_rt.preprocess import preprocess
 
 THRESHOLDS = {"fp32": 0.9999, "fp16": 0.999}
 CONSTANT_ATOL = {"fp32": 1e-4, "fp16": 1e-2}
+FP16_STEPS = 4
 
 
 @dataclass
@@ -93,6 +100,27 @@ def _cc(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def fp16_step(values: np.ndarray) -> float:
+    """The spacing of FP16 numbers at the largest magnitude of ``values`` (0 for an all-zero array)."""
+    peak = float(np.abs(values).max()) if values.size else 0.0
+    return float(np.spacing(np.float16(min(peak, 65504.0)))) if peak > 0 else 0.0
+
+
+def judge(got: np.ndarray, ref: np.ndarray, precision: str) -> tuple[float, float | None, bool, str]:
+    """Compare one output of an exported graph (``got``) with PyTorch's (``ref``), same shape:
+    (max abs error, CC or None when ``ref`` is constant, passed, note on the criterion when not CC)."""
+    err = float(np.abs(got - ref).max())
+    cc = _cc(got, ref)
+    if cc is None:
+        return err, cc, err <= CONSTANT_ATOL[precision], "output constant in PyTorch: judged on max abs error"
+    if cc >= THRESHOLDS[precision]:
+        return err, cc, True, ""
+    if precision == "fp16" and err <= FP16_STEPS * fp16_step(ref):
+        return err, cc, True, (f"CC below {THRESHOLDS[precision]} on a map only {np.ptp(ref) / fp16_step(ref):.0f} "
+                               f"FP16 steps wide: judged on max abs error <= {FP16_STEPS} FP16 steps")
+    return err, cc, False, ""
+
+
 def check_part(spec: PartSpec, onnx_path: str, precision: str, inputs: tuple[torch.Tensor, ...],
                label: str) -> list[ParityResult]:
     """Run ``onnx_path`` in ONNX Runtime (CPU EP) and ``spec.module`` in PyTorch on ``inputs``."""
@@ -108,12 +136,6 @@ def check_part(spec: PartSpec, onnx_path: str, precision: str, inputs: tuple[tor
     refs = ref if isinstance(ref, tuple) else (ref,)
     results = []
     for name, g, r in zip(spec.output_names, got, refs, strict=True):
-        r = r.detach().numpy()
-        err = float(np.abs(g - r).max())
-        cc = _cc(g, r)
-        if cc is None:
-            passed, note = err <= CONSTANT_ATOL[precision], "output constant in PyTorch: judged on max abs error"
-        else:
-            passed, note = cc >= THRESHOLDS[precision], ""
+        err, cc, passed, note = judge(g, r.detach().numpy(), precision)
         results.append(ParityResult(spec.part, precision, label, name, err, cc, passed, note))
     return results

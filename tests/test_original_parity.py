@@ -6,14 +6,21 @@ set, e.g. the held-out one) hold no weights: ``_original_fixtures`` rebuilds the
 the fill rule. Tolerances (issue 12): float logits 5e-4 abs (STA, AudioSwitch, audio net), 2e-3 for
 STA+'s maps, 8-bit maps within one level.
 
-STA+ measured on this project's CPUs: the VGG16 trunk's CAMs differ from the fixture machine's by ~9e-5
-(float32 kernels; a float64 trunk differs from them as much), and STA+'s graph amplifies such noise
-(three rounds of FRL thresholds: 1e-5 of noise on the CAMs moves the maps by ~4e-3). So the 2e-3 check
-runs on the graph and readout fed with the original's own CAMs (``int.extra_convs``), and the end-to-end
-maps are held to the measured bound (see :data:`STA_PLUS_END_TO_END`).
+STA+ end to end depends on the CPU's float32 conv kernels: the fixtures were made on a CPU where oneDNN
+ran its AVX2 kernels. With ``ONEDNN_MAX_CPU_ISA=AVX2`` our VGG16 trunk gives the fixture's CAMs bit for
+bit and the maps meet the issue's bounds (:func:`test_sta_plus_end_to_end_on_the_fixture_kernels`, run in
+a subprocess so the variable takes effect). With AVX-512 kernels the CAMs differ by ~9e-5 (rounding only:
+a float64 trunk is as far from the fixture's, and ours in float32 is 2e-5 from float64), and STA+'s graph
+amplifies that (three rounds of FRL thresholds): that run is held to a measured, looser bound
+(:data:`STA_PLUS_NATIVE`).
 """
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import _original_fixtures as fx
 import numpy as np
@@ -27,10 +34,25 @@ pytestmark = pytest.mark.skipif(fx.parity_missing_reason() is not None, reason=s
 
 LOGIT_TOL = 5e-4
 STA_PLUS_TOL = 2e-3
-# End-to-end STA+ on a machine whose conv kernels differ from the fixture machine's (measured, seed 1234:
-# maps 1.4e-2 max abs on logits up to ~5, 8-bit maps up to 2 levels on 0.4 % of the pixels). The bound
-# leaves room for the graph's sensitivity on other inputs; an error in the model is O(1).
-STA_PLUS_END_TO_END = {"maps_abs": 0.1, "u8_levels": 4, "u8_share": 0.05}
+# STA+ end to end with the fixture machine's conv kernels: the issue's bounds.
+STA_PLUS_END_TO_END = {"maps_abs": STA_PLUS_TOL, "u8_levels": 1, "u8_share": 1.0}
+# ... and with AVX-512 kernels (measured, seed 1234: maps 1.4e-2 max abs on logits up to ~5; 8-bit maps
+# off by one level on 1.6 % of the pixels, by two on one pixel of the 356 x 356 image). The bound leaves
+# room for the graph's sensitivity on other inputs; an error in the model is O(1).
+STA_PLUS_NATIVE = {"maps_abs": 0.1, "u8_levels": 4, "u8_share": 0.05}
+# oneDNN's float32 kernels of the machine that made the fixtures (the variable is read once, when oneDNN
+# starts, hence the subprocess)
+FIXTURE_KERNELS = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+_FORWARD_SCRIPT = """
+import sys
+import numpy as np
+from stanet_rt.checkpoint import load_checkpoint
+from stanet_rt.original import forward
+model, _, _ = load_checkpoint(sys.argv[1])
+with np.load(sys.argv[2]) as data:
+    inputs = {k: data[k] for k in data.files}
+np.savez(sys.argv[3], **forward(model, inputs))
+"""
 
 
 def _close(ours: np.ndarray, ref: np.ndarray, tol: float, name: str) -> None:
@@ -114,7 +136,7 @@ def sta_plus(tmp_path_factory):
     src.unlink()
     switch.unlink()
     model, _, _ = load_checkpoint(tmp / "sta_plus.pt")
-    return model, report
+    return model, report, tmp / "sta_plus.pt"
 
 
 def _window_with_original_cams(model, inputs: dict, ref: dict, on: bool) -> dict:
@@ -130,7 +152,7 @@ def _window_with_original_cams(model, inputs: dict, ref: dict, on: bool) -> dict
 
 @pytest.mark.slow
 def test_sta_plus_graph_and_readout_from_the_original_cams(sta_plus) -> None:
-    model, report = sta_plus
+    model, report, _ = sta_plus
     assert set(report.dropped) == {"extra_audio_d.", "extra_bilinear.", "extra_refineSA."}
     inputs, ref = fx.arrays("staplus.inputs.npz"), fx.arrays("staplus.outputs.npz")
     for prefix, on in (("", True), ("swoff.", False)):
@@ -148,19 +170,44 @@ def test_sta_plus_graph_and_readout_from_the_original_cams(sta_plus) -> None:
                 _close(got, ref[f"x{k}_1sss"], STA_PLUS_TOL, f"x{k}_1sss")
 
 
-@pytest.mark.slow
-def test_sta_plus_end_to_end(sta_plus) -> None:
-    model, _ = sta_plus
-    got = forward(model, fx.arrays("staplus.inputs.npz"))
-    ref = fx.arrays("staplus.outputs.npz")
+def _check_sta_plus_end_to_end(got: dict, ref: dict, bounds: dict) -> None:
     assert np.array_equal(got["switch_bits"], ref["switch_bits"])
     for name in ("switch_logits", "switch_audio_embedding", "audio_embedding",
                  *(f"x{k}_{j}ss" for k in range(3) for j in range(3))):
         _close(got[name], ref[name], LOGIT_TOL, name)
+    for k in range(3):
+        _close(got[f"x{k}_1sss"], ref[f"x{k}_1sss"], bounds["maps_abs"], f"x{k}_1sss")
     for prefix in ("", "swoff."):
         for k in range(3):
-            _close(got[f"{prefix}map{k}"], ref[f"{prefix}map{k}"], STA_PLUS_END_TO_END["maps_abs"], f"{prefix}map{k}")
+            _close(got[f"{prefix}map{k}"], ref[f"{prefix}map{k}"], bounds["maps_abs"], f"{prefix}map{k}")
         for name in ("final_pre_resize_u8", "final_u8"):
             ours, theirs = got[prefix + name], ref[prefix + name]
-            _u8_close(ours, theirs, prefix + name, STA_PLUS_END_TO_END["u8_levels"])
-            assert (ours != theirs).mean() <= STA_PLUS_END_TO_END["u8_share"], prefix + name
+            _u8_close(ours, theirs, prefix + name, bounds["u8_levels"])
+            assert (ours != theirs).mean() <= bounds["u8_share"], prefix + name
+
+
+def _forward_in_subprocess(checkpoint: Path, inputs: str, out: Path, env: dict[str, str]) -> dict[str, np.ndarray]:
+    """``original.forward`` of ``checkpoint`` on the fixture's ``inputs`` in a fresh process with ``env``."""
+    subprocess.run([sys.executable, "-c", _FORWARD_SCRIPT, str(checkpoint), str(fx.PARITY / inputs), str(out)],
+                   env={**os.environ, **env}, check=True, timeout=900)
+    with np.load(out) as data:
+        return {k: data[k] for k in data.files}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"),
+                    reason="the fixture's conv kernels are oneDNN's AVX2 ones: needs an x86 CPU with AVX2")
+def test_sta_plus_end_to_end_on_the_fixture_kernels(sta_plus, tmp_path) -> None:
+    _, _, checkpoint = sta_plus
+    got = _forward_in_subprocess(checkpoint, "staplus.inputs.npz", tmp_path / "out.npz", FIXTURE_KERNELS)
+    ref = fx.arrays("staplus.outputs.npz")
+    # (seed 1234: the nine frames' CAMs and GAP logits come out bit for bit the fixture's, maps within 3.8e-4)
+    _check_sta_plus_end_to_end(got, ref, STA_PLUS_END_TO_END)
+
+
+@pytest.mark.slow
+def test_sta_plus_end_to_end(sta_plus) -> None:
+    """The same on this machine's own kernels (AVX-512 ones move the CAMs by rounding): measured bound."""
+    model, _, _ = sta_plus
+    _check_sta_plus_end_to_end(forward(model, fx.arrays("staplus.inputs.npz")), fx.arrays("staplus.outputs.npz"),
+                               STA_PLUS_NATIVE)

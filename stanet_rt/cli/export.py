@@ -37,6 +37,9 @@ def export_cmd(
         cc = "-" if r.cc is None else f"{r.cc:.6f}"
         table.add_row(r.part, r.precision, r.inputs, r.output, f"{r.max_abs_err:.2e}", cc, "yes" if r.passed else "NO")
     console.print(table)
+    for r in report.parity:
+        if r.note:
+            console.print(f"{r.part} {r.precision} {r.inputs} {r.output}: {r.note}", markup=False)
     for msg in report.messages:
         console.print(msg, markup=False)
     for f in report.files:

@@ -24,6 +24,11 @@ the same ``encode`` per frame and window decoder as ``stanet-rt run``; the origi
 ``rint(sigmoid / (max + 1e-8) * 255)`` in float32, then OpenCV's INTER_LINEAR resize to 356 x 356
 (:func:`~stanet_rt.original.cv2_resize.resize_linear_u8`, bit-exact).
 
+Numerics: STA+'s graph (three rounds of FRL thresholds) amplifies float32 rounding in the VGG16 trunk. The
+parity fixtures were made where oneDNN ran its AVX2 kernels; with ``ONEDNN_MAX_CPU_ISA=AVX2`` in the
+environment before Python starts, the trunk reproduces their CAMs bit for bit and the maps come within
+4e-4, while AVX-512 kernels leave the maps up to ~1.4e-2 apart (README, "Use the authors' weights").
+
 Imports numpy, torch and ``stanet_rt``.
 """
 
@@ -33,6 +38,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stanet_rt.config import ModelConfig
@@ -100,6 +106,12 @@ def _staplus_maps(model: nn.Module, window: dict[str, Tensor], size: tuple[int, 
     return nodes, x
 
 
+def _gap(x: Tensor) -> Tensor:
+    """(B, K, h, w) -> (B, K) global average, with the original's ``avg_pool2d`` (its rounding differs
+    from ``mean``'s by ~1e-6)."""
+    return F.avg_pool2d(x, kernel_size=tuple(x.shape[-2:])).flatten(1)
+
+
 def _forward_sta_plus(model: nn.Module, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     frames = torch.cat([_tensor(inputs, f"img{k}_{j}") for k in range(3) for j in range(3)])  # t-4 .. t+4
     auds = torch.cat([_tensor(inputs, f"aud{k}_1") for k in range(3)]).unsqueeze(1)
@@ -119,11 +131,11 @@ def _forward_sta_plus(model: nn.Module, inputs: Mapping[str, np.ndarray]) -> dic
     window = {k: v.unsqueeze(0) for k, v in feats.items()}  # (1, 9, ...)
     size = tuple(frames.shape[-2:])
     nodes, x = _staplus_maps(model, window, size, "", out)
-    cams = feats["x"].mean(dim=(-2, -1))  # (9, K) GAP logits of every frame
+    cams = _gap(feats["x"])  # (9, K) GAP logits of every frame
     for k in range(3):
         for j in range(3):
             out[f"x{k}_{j}ss"] = _np(cams[3 * k + j : 3 * k + j + 1])
-        out[f"x{k}_1sss"] = _np(nodes[0, k].mean(dim=(-2, -1))[None])
+        out[f"x{k}_1sss"] = _np(_gap(nodes[0, k : k + 1]))
     _staplus_maps(model, {**window, "av": torch.zeros_like(window["av"])}, size, "swoff.", out)
     return out
 
