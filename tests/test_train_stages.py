@@ -64,6 +64,8 @@ def test_paper_preset_is_appendix_a():
     assert {t.config.av_fusion for t in lite.students.values()} == {"film"}
     assert all(t.config.audio_envelope_bins == 24 for t in lite.students.values())
     assert {t.config.backbone.name for t in lite.plus.values()} == {"vgg16_bn_d1"}
+    assert {(t.config.sync_combine, t.config.sync_differences) for t in lite.students.values()} == {("modulate", True)}
+    assert lite.av_sync.differences
     assert get_preset("synth-lite").with_epochs(2).students["sta"].settings.epochs == 2
     assert set(list_presets()) == {"paper", "synth-lite", "synth-tiny"}
     assert plus_branch("st_plus_short") == ("st_plus", "short")
