@@ -219,14 +219,40 @@ MAX_DEFAULT_MB = 5.0
 def default_sources(ctx: StageContext) -> dict[str, Path]:
     """Which of the run's model files become which default: the distilled light student alone when it
     exists (issue 8: it replaces the light STA and makes the fusion unnecessary, so ``run`` stays live
-    on a CPU), else the students STA (+ STA+, fused by the runtime)."""
+    on a CPU), else the students STA (+ STA+, fused by the runtime).
+
+    Unless the run's own report (its held-out test split of the *training* configuration, never the
+    unseen set) scores the distilled student below the light STA it started from on CC: then that STA
+    alone is the default (same architecture and cost; issue 15: distilling from the fused maps can lose
+    to the student itself)."""
+    from stanet_rt.training.report import LITE, NAMES
     from stanet_rt.training.stages.distill import distilled_file
     from stanet_rt.training.stages.students import student_file
 
+    sta_name = NAMES["sta"]
+    sta = student_file(ctx, "sta")
     if distilled_file(ctx).is_file():
+        scores = _report_cc(ctx)
+        if sta.is_file() and scores.get(sta_name, -1.0) > scores.get(LITE, 2.0):
+            ctx.log(f"default: {sta} (report CC {scores[sta_name]:.3f}) rather than the distilled student "
+                    f"({scores[LITE]:.3f})")
+            return {"default.pt": sta}
         return {"default.pt": distilled_file(ctx)}
     return {target: student_file(ctx, name) for name, target in DEFAULT_FILES.items()
             if student_file(ctx, name).is_file()}
+
+
+def _report_cc(ctx: StageContext) -> dict[str, float]:
+    """CC per method on all test frames from the run's report JSON (empty without a report)."""
+    import json
+
+    from stanet_rt.training.report import report_name
+
+    path = ctx.out / "report" / f"{report_name(ctx)}.json"
+    if not path.is_file():
+        return {}
+    scores = json.loads(path.read_text()).get("scores", {}).get("all", {})
+    return {name: float(row["CC"]) for name, row in scores.items() if isinstance(row, dict) and "CC" in row}
 
 
 def install_defaults(ctx: StageContext, assets: Path | None = None) -> list[Path]:
