@@ -186,6 +186,24 @@ def test_a_finished_trainer_reloads_even_without_samples(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values(), strict=True))
 
 
+@pytest.mark.parametrize(("sta_cc", "lite_cc", "chosen"), [(0.5, 0.6, "lite.pt"), (0.6, 0.5, "sta.pt"),
+                                                         (None, None, "lite.pt")])
+def test_default_is_the_distilled_student_unless_the_report_says_sta_is_better(tmp_path, sta_cc, lite_cc, chosen):
+    from types import SimpleNamespace
+
+    from stanet_rt.training.run_all import default_sources
+
+    ctx = SimpleNamespace(out=tmp_path, preset=SimpleNamespace(name="synth-lite"), log=lambda _: None)
+    (tmp_path / "students").mkdir()
+    for name in ("sta.pt", "sta_plus.pt", "lite.pt"):
+        (tmp_path / "students" / name).write_bytes(b"x")
+    if sta_cc is not None:  # the run's report on its own test split
+        (tmp_path / "report").mkdir()
+        rows = {"STA": {"CC": sta_cc}, "STANet-lite (distilled)": {"CC": lite_cc}, "STA+": {"CC": 0.9}}
+        (tmp_path / "report" / "synth_lite_training.json").write_text(json.dumps({"scores": {"all": rows}}))
+    assert default_sources(ctx) == {"default.pt": tmp_path / "students" / chosen}
+
+
 @pytest.mark.gpu
 def test_train_all_synth_tiny_on_cuda(tmp_path):
     # every stage on the GPU: training, validation, CAM export, pseudo-GT, students, distillation, report
@@ -307,10 +325,14 @@ def test_train_all_synth_tiny_end_to_end(tmp_path, monkeypatch):
     assets.mkdir()
     (assets / "default_plus.pt").write_bytes(b"stale")
     installed = install_default_models(ctx, assets=assets)
-    assert installed[0].name == "default.pt"  # the distilled student alone replaces STA (+ STA+)
+    assert installed[0].name == "default.pt"  # one light student replaces STA (+ STA+)
     assert {p.name for p in installed[1:]} == {f"default.{part}.onnx" for part in ("audio", "encoder", "head")}
     assert not (assets / "default_plus.pt").exists()
-    assert "distilled" in load_checkpoint(installed[0])[2]["kind"]
+    # the distilled student, unless the run's report scores it below the STA it started from
+    scores = json.loads((out / "report" / "synth_tiny_training.json").read_text())["scores"]["all"]
+    cc = {k: v["CC"] for k, v in scores.items()}
+    kind = load_checkpoint(installed[0])[2]["kind"]
+    assert ("distilled" in kind) == (cc["STANet-lite (distilled)"] >= cc["STA"]), (kind, cc)
     from stanet_rt import engines
     assert engines.open_student(installed[0]).backend == "onnxruntime"  # the ONNX beside it is used
     # a second `train all` skips every finished stage and retrains nothing
