@@ -38,11 +38,11 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stanet_rt.config import ModelConfig
 from stanet_rt.errors import InputError
+from stanet_rt.models.blocks import gap_logits
 from stanet_rt.original.cv2_resize import resize_linear_u8
 
 WRITTEN_SIZE = 356  # both test scripts write 356 x 356 images
@@ -106,12 +106,6 @@ def _staplus_maps(model: nn.Module, window: dict[str, Tensor], size: tuple[int, 
     return nodes, x
 
 
-def _gap(x: Tensor) -> Tensor:
-    """(B, K, h, w) -> (B, K) global average, with the original's ``avg_pool2d`` (its rounding differs
-    from ``mean``'s by ~1e-6)."""
-    return F.avg_pool2d(x, kernel_size=tuple(x.shape[-2:])).flatten(1)
-
-
 def _forward_sta_plus(model: nn.Module, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     frames = torch.cat([_tensor(inputs, f"img{k}_{j}") for k in range(3) for j in range(3)])  # t-4 .. t+4
     auds = torch.cat([_tensor(inputs, f"aud{k}_1") for k in range(3)]).unsqueeze(1)
@@ -131,11 +125,11 @@ def _forward_sta_plus(model: nn.Module, inputs: Mapping[str, np.ndarray]) -> dic
     window = {k: v.unsqueeze(0) for k, v in feats.items()}  # (1, 9, ...)
     size = tuple(frames.shape[-2:])
     nodes, x = _staplus_maps(model, window, size, "", out)
-    cams = _gap(feats["x"])  # (9, K) GAP logits of every frame
+    cams = gap_logits(feats["x"])  # (9, K) GAP logits of every frame
     for k in range(3):
         for j in range(3):
             out[f"x{k}_{j}ss"] = _np(cams[3 * k + j : 3 * k + j + 1])
-        out[f"x{k}_1sss"] = _np(_gap(nodes[0, k : k + 1]))
+        out[f"x{k}_1sss"] = _np(gap_logits(nodes[0, k : k + 1]))
     _staplus_maps(model, {**window, "av": torch.zeros_like(window["av"])}, size, "swoff.", out)
     return out
 
