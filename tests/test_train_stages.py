@@ -55,7 +55,7 @@ def test_paper_preset_is_appendix_a():
         for t in [*p.coarse.values(), *p.plus.values(), *p.students.values()]
     )
     # the paper preset is the paper's: none of our additions for the light presets
-    assert p.av_sync is None
+    assert p.av_sync is None and p.visual_prior is None
     configs = [t.config for t in [*p.coarse.values(), *p.plus.values(), *p.students.values(), p.switch]]
     assert {c.audio_envelope_bins for c in configs} == {0} and {c.av_fusion for c in configs} == {"stanet"}
     assert {t.settings.audio_dropout for t in p.students.values()} == {0.0}
@@ -65,7 +65,7 @@ def test_paper_preset_is_appendix_a():
     assert all(t.config.audio_envelope_bins == 24 for t in lite.students.values())
     assert {t.config.backbone.name for t in lite.plus.values()} == {"vgg16_bn_d1"}
     assert {(t.config.sync_combine, t.config.sync_differences) for t in lite.students.values()} == {("modulate", True)}
-    assert lite.av_sync.differences
+    assert lite.av_sync.differences and lite.visual_prior is not None
     assert get_preset("synth-lite").with_epochs(2).students["sta"].settings.epochs == 2
     assert set(list_presets()) == {"paper", "synth-lite", "synth-tiny"}
     assert plus_branch("st_plus_short") == ("st_plus", "short")
@@ -275,6 +275,7 @@ def test_train_all_synth_tiny_end_to_end(tmp_path, monkeypatch):
     assert summary["branches"] == preset.branches()
     # every video (all have audio) was reweighted by audio-visual synchrony, with the preset's settings
     assert summary["av_sync"] == dataclasses.asdict(preset.av_sync)
+    assert summary["visual_prior"] == dataclasses.asdict(preset.visual_prior)
     for split in ctx.export_splits():
         assert summary["counts"][split]["av_sync_videos"] == len(ctx.records(split))
     # the students are self-describing and run

@@ -57,6 +57,8 @@ from stanet_rt.training.stages.students import (
 
 from stanet_rt.errors import InputError
 from stanet_rt.eval.baselines import centre_bias
+from stanet_rt.eval.baselines import motion_map as motion_baseline
+from stanet_rt.eval.baselines import saturation_map as saturation_baseline
 from stanet_rt.eval.evaluate import evaluate_maps
 from stanet_rt.fileio import write_text
 
@@ -141,32 +143,6 @@ def source_share(
         if src + other > 1e-6:
             out.append(src / (src + other))
     return out
-
-
-def _blur(maps: np.ndarray, sigma: float) -> np.ndarray:
-    """Each map (T, H, W) Gaussian-blurred by ``sigma`` pixels and scaled to max 1 (all-zero stays 0)."""
-    from scipy.ndimage import gaussian_filter
-
-    out = gaussian_filter(maps.astype(np.float32), sigma=(0, sigma, sigma))
-    peak = out.reshape(len(out), -1).max(axis=1)[:, None, None]
-    return np.where(peak > 0, out / np.maximum(peak, 1e-12), 0.0).astype(np.float32)
-
-
-def saturation_baseline(frames: np.ndarray) -> np.ndarray:
-    """Training-free "what is colourful" map: per pixel chroma (max - min of R, G, B) of ``frames``
-    (T, H, W, 3) uint8, blurred by H / 32 px, max 1 per frame: (T, H, W) float32."""
-    f = frames.astype(np.float32)
-    return _blur(f.max(axis=-1) - f.min(axis=-1), frames.shape[1] / 32)
-
-
-def motion_baseline(frames: np.ndarray) -> np.ndarray:
-    """Training-free "what moves" map: per pixel mean absolute RGB difference to the previous frame (frame
-    0: to frame 1) of ``frames`` (T, H, W, 3) uint8, blurred by H / 32 px, max 1 per frame: (T, H, W)."""
-    f = frames.astype(np.float32)
-    if len(f) < 2:
-        return np.zeros(f.shape[:3], np.float32)
-    diff = np.abs(np.diff(f, axis=0)).mean(axis=-1)
-    return _blur(np.concatenate([diff[:1], diff]), frames.shape[1] / 32)
 
 
 SATURATION, MOTION, CENTRE = "colour-saturation baseline", "motion baseline", "centre bias"

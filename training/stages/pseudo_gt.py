@@ -6,11 +6,14 @@ fixed), then all branch maps (those 3 plus the preset's SCAM+ branches; 11 in th
 by class confidence with the fixed ``CAMFuse.m`` denominator. With the preset's ``av_sync`` settings
 (light presets; not the paper's) every fused map is then reweighted by the audio-visual synchrony of
 its pixels (``training.av_sync``: what the category tags cannot teach, which of two look-alikes is
-the one that sounds); videos without a waveform keep the fused map. Output (replaced atomically as a
+the one that sounds); videos without a waveform keep the fused map. With the preset's ``visual_prior``
+(light presets; not the paper's) every map then gets the visual prior (``training.visual_prior``: motion on
+frames that sound, motion and colour where the clip is silent). Output (replaced atomically as a
 whole): ``pseudo_gt/<video_id>/<frame:05d>.png`` (8-bit), ``pseudo_gt/probabilities.csv`` (the
 per-branch probabilities each map used) and ``pseudo_gt/complete.json`` (counts).
 
-Imports ``training.{av_sync,cams,pseudo_gt,stages.common} and stanet_rt.fileio``.
+Imports ``training.{av_sync,cams,pseudo_gt,stages.common,visual_prior}``, ``stanet_rt.eval.baselines`` and
+``stanet_rt.fileio``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from stanet_rt.training.cams import CamFile
 from stanet_rt.training.ddp import barrier
 from stanet_rt.training.pseudo_gt import BranchMaps, ProbabilityTable, write_video_pseudo_gt
 from stanet_rt.training.stages.common import StageContext
+from stanet_rt.training.visual_prior import VisualPrior, apply_visual_prior, audio_presence
 
+from stanet_rt.eval.baselines import motion_map, saturation_map
 from stanet_rt.fileio import atomic_dir, write_text
 
 MARKER = "complete.json"
@@ -36,9 +41,10 @@ def pseudo_gt_complete(ctx: StageContext) -> bool:
     return (ctx.pseudo_gt_dir / MARKER).is_file()
 
 
-def sync_refiner(
-    ctx: StageContext, split: str, v: int, settings: SyncSettings
-) -> Callable[[list[np.ndarray | None]], list[np.ndarray | None]] | None:
+Refiner = Callable[[list[np.ndarray | None]], list[np.ndarray | None]]
+
+
+def sync_refiner(ctx: StageContext, split: str, v: int, settings: SyncSettings) -> Refiner | None:
     """The :func:`~training.av_sync.apply_sync` step for video ``v`` of ``split`` (its frames at the
     pseudo-GT grid and its audio loudness), or None when the video has no waveform."""
     store = ctx.store(split)
@@ -49,6 +55,37 @@ def sync_refiner(
     half = max(1, round(store.audio.sample_rate / fps / 2))
     maps, activity = sync_maps(store.frames(v), frame_loudness(waveform, frame_samples, half), settings)
     return lambda fused: apply_sync(fused, maps, activity, settings)
+
+
+def prior_refiner(ctx: StageContext, split: str, v: int, prior: VisualPrior) -> Refiner:
+    """The :func:`~training.visual_prior.apply_visual_prior` step for video ``v`` of ``split``: its
+    motion and saturation maps at the pseudo-GT grid and the presence of its sound (a video without a
+    waveform is silent throughout)."""
+    store = ctx.store(split)
+    frames = store.frames(v)
+    track = store.audio_track(v)
+    if track is None:
+        presence = np.zeros(len(frames), np.float32)
+    else:
+        waveform, frame_samples, fps = track
+        half = max(1, round(store.audio.sample_rate / fps / 2))
+        presence = audio_presence(frame_loudness(waveform, frame_samples, half), fps, prior)
+    motion, saturation = motion_map(frames), saturation_map(frames)
+    return lambda maps: apply_visual_prior(maps, motion, saturation, presence, prior)
+
+
+def chain(*steps: Refiner | None) -> Refiner | None:
+    """The given steps applied in order (None entries left out); None when there are none."""
+    present = [s for s in steps if s is not None]
+    if not present:
+        return None
+
+    def run(maps: list[np.ndarray | None]) -> list[np.ndarray | None]:
+        for step in present:
+            maps = step(maps)
+        return maps
+
+    return run
 
 
 def open_branch_files(ctx: StageContext) -> dict[str, CamFile]:
@@ -86,8 +123,10 @@ def run_pseudo_gt(ctx: StageContext) -> None:
                     written = total = synced = 0
                     for v, rec in enumerate(ctx.records(split)):
                         branches = video_branches(ctx, files, rec.video_id)
-                        refine = sync_refiner(ctx, split, v, preset.av_sync) if preset.av_sync else None
-                        synced += refine is not None
+                        sync = sync_refiner(ctx, split, v, preset.av_sync) if preset.av_sync else None
+                        synced += sync is not None
+                        prior = prior_refiner(ctx, split, v, preset.visual_prior) if preset.visual_prior else None
+                        refine = chain(sync, prior)
                         written += write_video_pseudo_gt(
                             tmp, rec.video_id, branches, table, preset.min_maps, refine
                         )
@@ -103,6 +142,7 @@ def run_pseudo_gt(ctx: StageContext) -> None:
                     "smooth_radius": preset.smooth_radius,
                     "smooth_factor": preset.smooth_factor,
                     "av_sync": dataclasses.asdict(preset.av_sync) if preset.av_sync else None,
+                    "visual_prior": dataclasses.asdict(preset.visual_prior) if preset.visual_prior else None,
                 }
                 write_text(tmp / MARKER, json.dumps(summary, indent=1) + "\n")
         finally:
