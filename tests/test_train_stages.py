@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 from stanet_rt.training.cams import CamFile, read_boxes, to_uint8, write_boxes, write_cams
+from stanet_rt.training.data.pseudo_gt import available_frames, pseudo_gt_path, read_pseudo_gt
 from stanet_rt.training.presets import PAPER_PLUS, get_preset, list_presets, plus_branch
-from stanet_rt.training.pseudo_gt import BranchMaps, read_probability_table
+from stanet_rt.training.pseudo_gt import BranchMaps, fuse_video, read_probability_table
+from stanet_rt.training.stages.pseudo_gt import open_branch_files, video_branches, video_refiner
 from typer.testing import CliRunner
 
 from stanet_rt.checkpoint import load_checkpoint, read_checkpoint
@@ -278,6 +280,22 @@ def test_train_all_synth_tiny_end_to_end(tmp_path, monkeypatch):
     assert summary["visual_prior"] == dataclasses.asdict(preset.visual_prior)
     for split in ctx.export_splits():
         assert summary["counts"][split]["av_sync_videos"] == len(ctx.records(split))
+    # the written maps are the fused ones after the sync step and the visual prior, and the prior changed them
+    rec = ctx.records("test")[0]
+    files = open_branch_files(ctx)
+    try:
+        fused, _ = fuse_video(video_branches(ctx, files, rec.video_id), preset.min_maps)
+    finally:
+        for f in files.values():
+            f.close()
+    full, synced = video_refiner(ctx, "test", 0, preset.av_sync, preset.visual_prior)
+    sync_only, _ = video_refiner(ctx, "test", 0, preset.av_sync, None)
+    assert full is not None and sync_only is not None and synced
+    expected, without_prior = full(list(fused)), sync_only(list(fused))
+    frames = available_frames(out / "pseudo_gt", rec.video_id)
+    written = {t: read_pseudo_gt(pseudo_gt_path(out / "pseudo_gt", rec.video_id, t)) for t in frames}
+    assert written and all(np.abs(m - expected[t]).max() <= 1 / 255 + 1e-6 for t, m in written.items())
+    assert max(np.abs(expected[t] - without_prior[t]).max() for t in written) > 0.05
     # the students are self-describing and run
     for name in preset.students:
         model, config, meta = load_checkpoint(out / "students" / f"{name}.pt")

@@ -97,3 +97,27 @@ def test_sounding_frames_favour_the_moving_part_of_the_teachers_map() -> None:
     p[moving[0] : moving[1], moving[2] + 3 * t : moving[3] + 3 * t] = 1.0
     out = apply_visual_prior([p] * n, motion_map(frames), saturation_map(frames), np.ones(n, np.float32))[t]
     assert out is not None and _mean(out, moving, 3 * t) > 2 * _mean(out, tagged)
+
+
+def test_sync_factor_favours_the_look_alike_in_step_with_the_sound_only_while_it_sounds() -> None:
+    frames, tagged, moving = _scene()
+    n, size = frames.shape[:2]
+    t = 3
+    p = np.zeros((size, size), np.float32)
+    p[tagged[0] : tagged[1], tagged[2] : tagged[3]] = 1.0
+    p[moving[0] : moving[1], moving[2] + 3 * t : moving[3] + 3 * t] = 1.0
+    sync = np.zeros((n, size, size), np.float32)
+    sync[:, tagged[0] : tagged[1], tagged[2] : tagged[3]] = 1.0  # the still grey square is the one in step
+    mot, sat = motion_map(frames), saturation_map(frames)
+    sounding = np.ones(n, np.float32)
+    without = apply_visual_prior([p] * n, mot, sat, sounding)[t]
+    with_sync = apply_visual_prior([p] * n, mot, sat, sounding, sync=sync)[t]
+    assert without is not None and with_sync is not None
+    ratio = _mean(with_sync, tagged) / _mean(with_sync, moving, 3 * t)
+    assert ratio > 1.5 * _mean(without, tagged) / _mean(without, moving, 3 * t)
+    silent = np.zeros(n, np.float32)  # no sound: the synchrony map does not count
+    np.testing.assert_allclose(
+        apply_visual_prior([p] * n, mot, sat, silent, sync=sync)[t], apply_visual_prior([p] * n, mot, sat, silent)[t]
+    )
+    with pytest.raises(ValueError, match="sync maps"):
+        apply_visual_prior([p] * n, mot, sat, sounding, sync=sync[:2])

@@ -248,6 +248,7 @@ class _Light:
     audio: BackboneConfig
     size: int  # ResNet models (S / SA / ST / switch / STA)
     plus_size: int  # VGG models (S+ / SA+ / ST+ / STA+)
+    student_plus_size: int | None = None  # STA+ alone (None: plus_size)
     channels: int = 16
     head_width: int = 32
     av_dim: int = 32
@@ -314,7 +315,7 @@ def _light_configs(w: _Light) -> dict[str, ModelConfig]:
             "lite_sta_plus",
             "sta_plus",
             w.vgg,
-            input_size=w.plus_size,
+            input_size=w.student_plus_size or w.plus_size,
             window_offsets=nine,
             use_switch=True,
             switch_input_size=w.plus_size,
@@ -386,10 +387,12 @@ def _light_preset(
             "sta_plus": tr("sta_plus", "student", 1e-3, _STUDENT_AUGMENT),
         },
         # the light student distilled from STA + STA+ fused: STA's causal stanet_lite, started from the
-        # trained STA (all of it), then trained on the teacher's maps
+        # trained STA (all of it), then trained on the teacher's maps blended half and half with the pseudo-GT
+        # (which, with the visual prior, scores above the fused students it would otherwise copy)
         distill=replace(
             tr("sta", "student", 5e-4, _STUDENT_AUGMENT), config=cfg["sta"].replace(name=cfg["sta"].name + "_distilled")
         ),
+        distill_pgt_weight=0.5,
         synth=synth,
         unseen=unseen,
         # the category tags cannot teach which of two look-alikes sounds: pixels that move with the audio can
@@ -421,6 +424,7 @@ def _synth_lite() -> Preset:
         audio=BackboneConfig("audio_resnet18", layers=(1, 1, 1, 1), widths=(8, 8, 16, 32, 64)),
         size=128,
         plus_size=64,
+        student_plus_size=80,
     )
     return _light_preset(
         "synth-lite",

@@ -13,11 +13,15 @@ need no labels, so the pseudo-GT stays weakly supervised.
   of ``window_s`` seconds around the frame, so that the gaps between syllables count as sounding). A
   clip whose loudness never drops (``high`` / ``low`` under ``min_contrast``) sounds throughout: 1.
 * :func:`apply_visual_prior` - per frame, with a = presence, M = motion and C = saturation maps
-  (``stanet_rt.eval.baselines``): N(a N(P (motion_floor + M)) + (1 - a) N(P + M + C)).
+  (``stanet_rt.eval.baselines``) and S the synchrony map (``training.av_sync.sync_maps``; 0 without
+  one): N(a N(P (motion_floor + M) (sync_floor + S^1/2)) + (1 - a) N(P + M + C)). The synchrony factor
+  repeats what ``apply_sync`` already did, more strongly, only where the audio is present: the sounding
+  object is the one the students must pick out of its look-alikes.
 
 Measured on the synth-hard test split (where it was chosen; synth-unseen figures came after), CC of the
-pseudo-GT against the true maps: 0.647 -> 0.740 (silent frames 0.470 -> 0.759, event frames
-0.696 -> 0.717); the details are in ``benchmarks/results/synth_lite_issue15_steps.md``.
+pseudo-GT against the true maps and its source share on twin clips' event frames: 0.647 / 0.698 ->
+0.723 / 0.703 (silent frames 0.470 -> 0.760 CC); without the synchrony factor 0.740 / 0.674; the
+details are in ``benchmarks/results/synth_lite_issue15_steps.md``.
 
 Imports numpy, scipy and ``training.pseudo_gt`` only (no torch).
 """
@@ -37,17 +41,19 @@ class VisualPrior:
     """Parameters of the visual prior. ``window_s``: seconds over which :func:`audio_presence` takes its
     maximum; ``low`` / ``high``: loudness percentiles of the clip mapped to presence 0 / 1;
     ``min_contrast``: the smallest ratio of those percentiles that counts as the clip having quiet
-    stretches; ``motion_floor``: the weight the pseudo-GT keeps on still pixels of sounding frames."""
+    stretches; ``motion_floor``: the weight the pseudo-GT keeps on still pixels of sounding frames;
+    ``sync_floor``: the weight it keeps there on pixels out of step with the sound."""
 
     window_s: float = 0.4
     low: float = 10.0
     high: float = 90.0
     min_contrast: float = 2.0
     motion_floor: float = 0.3
+    sync_floor: float = 1.0
 
     def __post_init__(self) -> None:
         if not (self.window_s > 0 and 0 <= self.low < self.high <= 100 and self.min_contrast >= 1
-                and self.motion_floor >= 0):
+                and self.motion_floor >= 0 and self.sync_floor >= 0):
             raise ValueError(f"invalid visual prior settings {self}")
 
 
@@ -75,24 +81,28 @@ def apply_visual_prior(
     saturation: np.ndarray,
     presence: np.ndarray,
     prior: VisualPrior = VisualPrior(),
+    sync: np.ndarray | None = None,
 ) -> list[np.ndarray | None]:
     """One video's per-frame pseudo-GT (T entries of (H, W) in [0, 1] or None) with the visual prior:
-    ``motion`` and ``saturation`` (T, H, W) in [0, 1], ``presence`` (T,) in [0, 1] (module docstring).
-    Frames without a pseudo-GT stay None."""
-    if not len(pseudo_gt) == len(motion) == len(saturation) == len(presence):
+    ``motion``, ``saturation`` and ``sync`` (T, H, W) in [0, 1] (``sync`` None: no synchrony factor),
+    ``presence`` (T,) in [0, 1] (module docstring). Frames without a pseudo-GT stay None."""
+    sync = np.zeros_like(motion) if sync is None else sync
+    if not len(pseudo_gt) == len(motion) == len(saturation) == len(presence) == len(sync):
         raise ValueError(
             f"{len(pseudo_gt)} maps, {len(motion)} motion maps, {len(saturation)} saturation maps, "
-            f"{len(presence)} presence values"
+            f"{len(sync)} sync maps, {len(presence)} presence values"
         )
     out: list[np.ndarray | None] = []
-    for p, m, c, a in zip(pseudo_gt, motion, saturation, presence, strict=True):
+    for p, m, c, s, a in zip(pseudo_gt, motion, saturation, sync, presence, strict=True):
         if p is None:
             out.append(None)
             continue
-        if not p.shape == m.shape == c.shape:
-            raise ValueError(f"pseudo-GT {p.shape}, motion {m.shape} and saturation {c.shape} differ in shape")
+        if not p.shape == m.shape == c.shape == s.shape:
+            raise ValueError(
+                f"pseudo-GT {p.shape}, motion {m.shape}, saturation {c.shape} and sync {s.shape} differ in shape"
+            )
         a = float(a)
-        sounding = normalize(p * (prior.motion_floor + m))
+        sounding = normalize(p * (prior.motion_floor + m) * (prior.sync_floor + np.sqrt(np.clip(s, 0.0, None))))
         silent = normalize(p + m + c)
         out.append(normalize(a * sounding + (1.0 - a) * silent))
     return out

@@ -44,48 +44,40 @@ def pseudo_gt_complete(ctx: StageContext) -> bool:
 Refiner = Callable[[list[np.ndarray | None]], list[np.ndarray | None]]
 
 
-def sync_refiner(ctx: StageContext, split: str, v: int, settings: SyncSettings) -> Refiner | None:
-    """The :func:`~training.av_sync.apply_sync` step for video ``v`` of ``split`` (its frames at the
-    pseudo-GT grid and its audio loudness), or None when the video has no waveform."""
-    store = ctx.store(split)
-    track = store.audio_track(v)
-    if track is None:
-        return None
-    waveform, frame_samples, fps = track
-    half = max(1, round(store.audio.sample_rate / fps / 2))
-    maps, activity = sync_maps(store.frames(v), frame_loudness(waveform, frame_samples, half), settings)
-    return lambda fused: apply_sync(fused, maps, activity, settings)
-
-
-def prior_refiner(ctx: StageContext, split: str, v: int, prior: VisualPrior) -> Refiner:
-    """The :func:`~training.visual_prior.apply_visual_prior` step for video ``v`` of ``split``: its
-    motion and saturation maps at the pseudo-GT grid and the presence of its sound (a video without a
-    waveform is silent throughout)."""
+def video_refiner(
+    ctx: StageContext, split: str, v: int, sync: SyncSettings | None, prior: VisualPrior | None
+) -> tuple[Refiner | None, bool]:
+    """The steps that follow the fusion for video ``v`` of ``split``, at the pseudo-GT grid: with ``sync``
+    :func:`~training.av_sync.apply_sync` (skipped for a video without a waveform), then with ``prior``
+    :func:`~training.visual_prior.apply_visual_prior` (given the same sync maps; a video without a
+    waveform is silent throughout). Returns (the steps or None when there are none, whether it synced)."""
     store = ctx.store(split)
     frames = store.frames(v)
-    track = store.audio_track(v)
-    if track is None:
-        presence = np.zeros(len(frames), np.float32)
-    else:
+    track = store.audio_track(v) if sync is not None or prior is not None else None
+    loudness = fps = None
+    if track is not None:
         waveform, frame_samples, fps = track
-        half = max(1, round(store.audio.sample_rate / fps / 2))
-        presence = audio_presence(frame_loudness(waveform, frame_samples, half), fps, prior)
-    motion, saturation = motion_map(frames), saturation_map(frames)
-    return lambda maps: apply_visual_prior(maps, motion, saturation, presence, prior)
-
-
-def chain(*steps: Refiner | None) -> Refiner | None:
-    """The given steps applied in order (None entries left out); None when there are none."""
-    present = [s for s in steps if s is not None]
-    if not present:
-        return None
+        loudness = frame_loudness(waveform, frame_samples, max(1, round(store.audio.sample_rate / fps / 2)))
+    steps: list[Refiner] = []
+    sync_map = None
+    if sync is not None and loudness is not None:
+        sync_map, activity = sync_maps(frames, loudness, sync)
+        steps.append(lambda maps: apply_sync(maps, sync_map, activity, sync))
+    if prior is not None:
+        presence = (
+            np.zeros(len(frames), np.float32) if loudness is None else audio_presence(loudness, fps, prior)
+        )
+        motion, saturation = motion_map(frames), saturation_map(frames)
+        steps.append(lambda maps: apply_visual_prior(maps, motion, saturation, presence, prior, sync_map))
+    if not steps:
+        return None, False
 
     def run(maps: list[np.ndarray | None]) -> list[np.ndarray | None]:
-        for step in present:
+        for step in steps:
             maps = step(maps)
         return maps
 
-    return run
+    return run, sync_map is not None
 
 
 def open_branch_files(ctx: StageContext) -> dict[str, CamFile]:
@@ -123,10 +115,8 @@ def run_pseudo_gt(ctx: StageContext) -> None:
                     written = total = synced = 0
                     for v, rec in enumerate(ctx.records(split)):
                         branches = video_branches(ctx, files, rec.video_id)
-                        sync = sync_refiner(ctx, split, v, preset.av_sync) if preset.av_sync else None
-                        synced += sync is not None
-                        prior = prior_refiner(ctx, split, v, preset.visual_prior) if preset.visual_prior else None
-                        refine = chain(sync, prior)
+                        refine, synced_video = video_refiner(ctx, split, v, preset.av_sync, preset.visual_prior)
+                        synced += synced_video
                         written += write_video_pseudo_gt(
                             tmp, rec.video_id, branches, table, preset.min_maps, refine
                         )
