@@ -358,7 +358,7 @@ def _light_preset(
             groups="flat",
             grad_clip=5.0,
             # students: a quarter of the clips train the audio-free path (gate closed; ours, not the paper's)
-            audio_dropout=0.25 if kind == "student" else 0.0,
+            audio_dropout=0.25 if kind in ("student", "distill") else 0.0,
         )
 
     def tr(
@@ -390,7 +390,7 @@ def _light_preset(
         # trained STA (all of it), then trained on the teacher's maps blended half and half with the pseudo-GT
         # (which, with the visual prior, scores above the fused students it would otherwise copy)
         distill=replace(
-            tr("sta", "student", 5e-4, _STUDENT_AUGMENT), config=cfg["sta"].replace(name=cfg["sta"].name + "_distilled")
+            tr("sta", "distill", 5e-4, _STUDENT_AUGMENT), config=cfg["sta"].replace(name=cfg["sta"].name + "_distilled")
         ),
         distill_pgt_weight=0.5,
         synth=synth,
@@ -431,7 +431,7 @@ def _synth_lite() -> Preset:
         "the whole method on the synthetic set, light models, < 30 min on a 2-core CPU",
         w,
         frame_size=128,
-        epochs={"scam": 2, "fine": 1, "plus": 5, "switch": 2, "student": 3},
+        epochs={"scam": 2, "fine": 1, "plus": 5, "switch": 2, "student": 3, "distill": 2},
         plus_names=("s_plus_cross", "sa_plus_long", "sa_plus_cross", "st_plus_short"),
         # issue 15: the randomised set (looks, sounds, rhythms, salient distractors, fps, sample rates);
         # the report also scores the models on "synth-unseen", a configuration training never sees
@@ -458,7 +458,7 @@ def _synth_tiny() -> Preset:
         "every stage on a tiny synthetic set in about a minute (tests)",
         w,
         frame_size=64,
-        epochs={"scam": 1, "fine": 1, "plus": 1, "switch": 1, "student": 1},
+        epochs={"scam": 1, "fine": 1, "plus": 1, "switch": 1, "student": 1, "distill": 1},
         plus_names=("s_plus_short", "sa_plus_long", "st_plus_cross"),
         synth=SynthSpec(videos=8, preset="tiny", overrides={"classes": 2}),
         strides={"st": 2, "s_plus": 2, "sa_plus": 2, "st_plus": 2, "sta_plus": 2},
