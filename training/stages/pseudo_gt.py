@@ -51,9 +51,11 @@ def video_refiner(
     :func:`~training.av_sync.apply_sync` (skipped for a video without a waveform), then with ``prior``
     :func:`~training.visual_prior.apply_visual_prior` (given the same sync maps; a video without a
     waveform is silent throughout). Returns (the steps or None when there are none, whether it synced)."""
+    if sync is None and prior is None:  # the paper preset: nothing to decode
+        return None, False
     store = ctx.store(split)
     frames = store.frames(v)
-    track = store.audio_track(v) if sync is not None or prior is not None else None
+    track = store.audio_track(v)
     loudness = fps = None
     if track is not None:
         waveform, frame_samples, fps = track
@@ -69,7 +71,7 @@ def video_refiner(
         )
         motion, saturation = motion_map(frames), saturation_map(frames)
         steps.append(lambda maps: apply_visual_prior(maps, motion, saturation, presence, prior, sync_map))
-    if not steps:
+    if not steps:  # sync only, and the video has no waveform
         return None, False
 
     def run(maps: list[np.ndarray | None]) -> list[np.ndarray | None]:
