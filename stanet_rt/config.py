@@ -124,6 +124,11 @@ class ModelConfig:
     # how the gate acts on the saliency logits: "add" its weighted map, or "modulate" the probability
     # where the audio is active (SyncGate.modulate)
     sync_combine: str = "add"
+    # what opens the modulating gate (SyncGate.modulate): "window", the std over the window of each frame's
+    # loudness (the first light models'; a noise-only stretch opens it too, since the audio windows are
+    # z-normalised), or "profile", the contrast of the loudness profile inside the output frame's own audio
+    # window (an encoder feature ``activity`` per frame; issue 15)
+    sync_activity: str = "window"
     av_dim: int = 128  # AVfusion embedding width
     head_depth: int = 3  # number of 3x3 convs in the "extra" CAM head (SA/ST/+ teachers, STA+)
     head_width: int | None = None  # width of those convs (None: the backbone's output width)
@@ -149,6 +154,8 @@ class ModelConfig:
             raise ValueError(f"unknown av_fusion {self.av_fusion!r}; expected 'stanet' or 'film'")
         if self.sync_combine not in ("add", "modulate"):
             raise ValueError(f"unknown sync_combine {self.sync_combine!r}; expected 'add' or 'modulate'")
+        if self.sync_activity not in ("window", "profile"):
+            raise ValueError(f"unknown sync_activity {self.sync_activity!r}; expected 'window' or 'profile'")
         if self.sync_gate and (self.audio is None or self.audio_envelope_bins < 1 or len(self.window_offsets) < 4):
             raise ValueError("sync_gate needs audio, audio_envelope_bins > 0 and a window of at least 4 frames")
         if 0 not in self.window_offsets:

@@ -281,3 +281,34 @@ def test_modulating_sync_gate_narrows_the_map_to_the_synchronous_cells_only_with
     assert torch.isfinite(still).all()
     with pytest.raises(ValueError, match="combine"):
         SyncGate(combine="multiply")
+
+
+def test_profile_activity_gate_stays_closed_on_noise_that_opens_the_window_gate() -> None:
+    # issue 15: the audio windows are z-normalised, so the loudness at each frame of a noise-only stretch
+    # still varies over the window and the "window" gate narrows the map in silence; inside one frame's
+    # window noise is flat, so the "profile" gate, which reads that window's contrast, stays closed
+    g = torch.Generator().manual_seed(3)
+    noise = 0.05 * torch.randn(1, 24, generator=g)  # a flat profile (the frame's own 0.5 s)
+    event = torch.cat([torch.full((1, 16), -0.5), torch.full((1, 8), 1.0)], dim=1)  # onset in the window
+    quiet, sounding = SyncGate.profile_activity(noise), SyncGate.profile_activity(event)
+    assert quiet.shape == (1, 1, 1, 1) and float(quiet) < 0.1 < 0.5 < float(sounding)
+    loud = torch.tensor([0.3, -0.4, 0.5, -0.2, 0.4, -0.5, 0.2, -0.3]).reshape(1, 8, 1, 1, 1)  # noise's levels
+    grey = torch.zeros(1, 8, 1, 4, 4)
+    grey[0, :, 0, 0, 0] = torch.rand(8, generator=g)
+    logits = torch.randn(1, 1, 8, 8, generator=g)
+    window_gate = SyncGate(cell=2, power=8.0, differences=True, combine="modulate", weight=7.0)
+    profile_gate = SyncGate(cell=2, power=8.0, differences=True, combine="modulate", weight=7.0, activity="profile")
+    with torch.no_grad():
+        assert float(window_gate.gate_input(loud, None).mul(7.0).clamp(0, 1)) == 1.0  # fully open on noise
+        assert float(profile_gate.gate_input(loud, quiet).mul(7.0)) < 0.7
+        closed = profile_gate.apply(logits, grey, loud, torch.zeros(1, 1, 1, 1))
+        opened = profile_gate.apply(logits, grey, loud, sounding)
+        narrowed = window_gate.apply(logits, grey, loud)
+    torch.testing.assert_close(closed, logits, atol=1e-4, rtol=1e-4)  # activity 0: the visual map as it is
+    torch.testing.assert_close(opened, narrowed)  # both fully open: the same map
+    per_map = profile_gate.gate_input(loud, torch.tensor([0.0, 0.2, 1.0]).reshape(1, 3, 1, 1, 1))
+    assert per_map.shape == (1, 3, 1, 1)  # STA+: one activity per node map
+    with pytest.raises(ValueError, match="activity feature"):
+        profile_gate.apply(logits, grey, loud)
+    with pytest.raises(ValueError, match="activity"):
+        SyncGate(activity="loudest")

@@ -182,8 +182,10 @@ def test_other_students_export(tmp_path) -> None:
         assert bundle.config.name == name and bundle.audio is not None
 
 
-def test_modulating_sync_gate_student_exports_with_parity(tmp_path) -> None:
-    # the light students' synchrony gate (frame-to-frame changes, modulating the map): ONNX FP32 and FP16
+@pytest.mark.parametrize("activity", ["window", "profile"])
+def test_modulating_sync_gate_student_exports_with_parity(tmp_path, activity: str) -> None:
+    # the light students' synchrony gate (frame-to-frame changes, modulating the map): ONNX FP32 and FP16;
+    # "profile": one more per-frame feature (``activity``) between the encoder and the head graphs
     from stanet_rt.export.api import export_model
 
     from stanet_rt.checkpoint import save_checkpoint
@@ -192,10 +194,12 @@ def test_modulating_sync_gate_student_exports_with_parity(tmp_path) -> None:
 
     torch.manual_seed(0)
     cfg = get_config("tiny_lite").replace(window_offsets=tuple(range(-5, 1)), sync_gate=True, sync_power=8.0,
-                                         sync_differences=True, sync_combine="modulate")
+                                         sync_differences=True, sync_combine="modulate", sync_activity=activity)
     ckpt = save_checkpoint(tmp_path / "mod.pt", build_model(cfg).eval())
     report = export_model(ckpt, tmp_path / "out", fp16=True, tensorrt=False, progress=False)
     assert report.passed, [r for r in report.parity if not r.passed]
+    head = onnx.load(next(p for p in report.files if p.name.endswith(".head.onnx")))
+    assert ("activity" in {i.name for i in head.graph.input}) == (activity == "profile")
 
 
 def test_cli_export_check_only_and_errors(sta_export, tmp_path) -> None:

@@ -278,12 +278,14 @@ def test_train_student_trains_with_the_presets_audio_dropout(tmp_path, monkeypat
     assert (closed == 0.0) if dropout == 0.0 else (0.18 < closed < 0.32)
 
 
-@pytest.mark.parametrize("combine", ["add", "modulate"])
-def test_sync_gate_student_contract_and_audio_free_path(combine: str) -> None:
+@pytest.mark.parametrize(("combine", "activity"), [("add", "window"), ("modulate", "window"),
+                                                    ("modulate", "profile")])
+def test_sync_gate_student_contract_and_audio_free_path(combine: str, activity: str) -> None:
     from stanet_rt.config import get_config as config_of
 
     cfg = config_of("tiny_lite").replace(window_offsets=tuple(range(-5, 1)), sync_gate=True,
-                                         sync_differences=combine == "modulate", sync_combine=combine)
+                                         sync_differences=combine == "modulate", sync_combine=combine,
+                                         sync_activity=activity)
     model = build_model(cfg).eval()
     frames, spec = _clip(cfg)
     with torch.no_grad():
@@ -291,7 +293,14 @@ def test_sync_gate_student_contract_and_audio_free_path(combine: str) -> None:
         feats = [model.encode(frames[:, i], model.encode_audio(spec[:, i])) for i in range(6)]
         window = {k: torch.stack([f[k] for f in feats], 1) for k in feats[0]}
         assert tuple(window["grey"].shape[2:]) == model.feature_shapes(64, 64)["grey"]
+        assert ("activity" in window) == (activity == "profile") == ("activity" in model.feature_shapes(64, 64))
         torch.testing.assert_close(model.head(window), whole)  # the encode / head contract holds
+        if activity == "profile":  # the output frame's loudness-profile contrast, 0 with the audio closed
+            bins = cfg.audio_envelope_bins
+            profile = model.encode_audio(spec[:, -1])[:, -bins:]
+            torch.testing.assert_close(window["activity"][:, -1].flatten(), profile.std(dim=1))
+            closed = model.encode(frames[:, -1], model.encode_audio(spec[:, -1]), torch.zeros(2))
+            assert not closed["activity"].any()
         on = model.forward_train(frames, spec)
         off = model.forward_train(frames, spec, torch.zeros(2))
         model.extra_sync.extra_sync_weight.zero_()
@@ -301,6 +310,24 @@ def test_sync_gate_student_contract_and_audio_free_path(combine: str) -> None:
     assert not torch.allclose(on, on0)  # open: it does
     with pytest.raises(ValueError, match="sync_gate"):
         config_of("tiny_lite").replace(sync_gate=True)  # a 3-frame window is too short
+
+
+def test_sta_plus_profile_gate_reads_each_node_centres_activity() -> None:
+    # STA+ modulates its 3 node maps; with the "profile" gate each node is gated by the activity of its own
+    # centre frame (window indices 1, 4, 7), and the encode / head contract still holds
+    cfg = get_config("tiny_sta_plus").replace(audio_envelope_bins=4, sync_gate=True, sync_differences=True,
+                                              sync_combine="modulate", sync_activity="profile", use_switch=False)
+    model = build_model(cfg).eval()
+    frames, spec = _clip(cfg, batch=1)
+    with torch.no_grad():
+        feats = [model.encode(frames[:, i], model.encode_audio(spec[:, i])) for i in range(9)]
+        window = {k: torch.stack([f[k] for f in feats], 1) for k in feats[0]}
+        torch.testing.assert_close(model.head(window), model(frames, spec))
+        seen = []
+        gate_input = model.extra_sync.gate_input
+        model.extra_sync.gate_input = lambda loud, activity: seen.append(activity) or gate_input(loud, activity)
+        model.head(window)
+    torch.testing.assert_close(seen[0], window["activity"][:, 1::3])
 
 
 @pytest.mark.parametrize("offsets", [tuple(range(-6, 6)), tuple(range(-2, 1)), (-4, -3, -2, -1, 0, 1, 2, 4, 3),
@@ -318,3 +345,23 @@ def test_sta_plus_runs_any_valid_nine_frame_window() -> None:
     feats = model.encode(torch.randn(9, 3, s, s))
     window = {k: v[None] for k, v in feats.items()}
     assert model.head(window).shape == (1, 1, s, s)
+
+
+def test_checkpoint_without_sync_activity_loads_as_the_window_gate(tmp_path) -> None:
+    # checkpoints (and installed default models) written before the "profile" gate have no sync_activity in
+    # their config: they keep the gate they were trained with, and their feature contract (no ``activity``)
+    from stanet_rt.checkpoint import load_checkpoint, save_checkpoint
+
+    cfg = get_config("tiny_lite").replace(window_offsets=tuple(range(-5, 1)), sync_gate=True,
+                                          sync_differences=True, sync_combine="modulate")
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    path = save_checkpoint(tmp_path / "old.pt", model)
+    payload = torch.load(path, weights_only=False)
+    del payload["config"]["sync_activity"]
+    torch.save(payload, path)
+    loaded, config, _ = load_checkpoint(path)
+    assert config.sync_activity == "window" and "activity" not in loaded.feature_shapes(64, 64)
+    frames, spec = _clip(cfg)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(frames, spec), model(frames, spec))

@@ -66,7 +66,8 @@ def test_paper_preset_is_appendix_a():
     assert {t.config.av_fusion for t in lite.students.values()} == {"film"}
     assert all(t.config.audio_envelope_bins == 24 for t in lite.students.values())
     assert {t.config.backbone.name for t in lite.plus.values()} == {"vgg16_bn_d1"}
-    assert {(t.config.sync_combine, t.config.sync_differences) for t in lite.students.values()} == {("modulate", True)}
+    assert {(t.config.sync_combine, t.config.sync_differences, t.config.sync_activity)
+            for t in lite.students.values()} == {("modulate", True, "profile")}
     assert lite.av_sync.differences and lite.visual_prior is not None
     assert get_preset("synth-lite").with_epochs(2).students["sta"].settings.epochs == 2
     assert set(list_presets()) == {"paper", "synth-lite", "synth-tiny"}

@@ -19,7 +19,8 @@
   (``training.visual_prior``);
   the audio nets append an ordered loudness profile (``audio_envelope_bins``); the students use the FiLM
   audio-visual gate and the synchrony gate over their window (``av_fusion``, ``sync_gate``; the light
-  STA's causal window is t-7..t for it, every 2nd anchor frame), train a quarter of their clips with
+  STA's causal window is t-7..t for it, every 2nd anchor frame), opened by the contrast of each frame's
+  loudness profile (``sync_activity="profile"``), train a quarter of their clips with
   the audio gate closed (``audio_dropout``) and see crops and flips.
 * ``synth-tiny``: the same stages on a tiny synthetic set with the ``tiny_*``-sized models; for tests
   (all stages in about a minute).
@@ -308,6 +309,7 @@ def _light_configs(w: _Light) -> dict[str, ModelConfig]:
             sync_differences=True,
             sync_power=8.0,
             sync_combine="modulate",
+            sync_activity="profile",
             **av,
             **common,
         ),
@@ -325,6 +327,7 @@ def _light_configs(w: _Light) -> dict[str, ModelConfig]:
             sync_differences=True,
             sync_power=8.0,
             sync_combine="modulate",
+            sync_activity="profile",
             **av,
             **common,
         ),

@@ -20,7 +20,8 @@ Config options of ours, off in the paper's configs and on in the light presets (
 ``training.presets``): ``av_fusion="film"`` swaps AVfusion for :class:`~stanet_rt.models.blocks.AVFiLMGate`;
 ``audio_envelope_bins`` appends a loudness profile to the audio embedding; ``sync_gate`` adds the
 parameter-free :class:`~stanet_rt.models.blocks.SyncGate` (per-frame features ``grey`` and ``loud``,
-correlated over the window in the head and added to the logits). On the synthetic set only the last
+correlated over the window in the head, and with ``sync_activity="profile"`` ``activity``, the contrast
+of the frame's loudness profile that opens the modulating gate). On the synthetic set only the last
 made the audio matter: with it the light STA's CC on the twin clips' event frames is 0.67 with the
 audio and 0.54 without; with the learned gates alone audio on and off scored the same.
 
@@ -83,15 +84,27 @@ class _AudioMixin:
         return self.audio_net(spectrogram)
 
     def sync_features(self, feats: OrderedDict[str, Tensor], frames: Tensor, emb: Tensor, on: Tensor) -> None:
-        """Add the :class:`SyncGate` inputs of these frames to ``feats``: their grey grid and the loudness
-        at each frame (the last bin of the student's loudness profile, times the audio gate)."""
-        own = self.audio_net.out_dim
-        feats["grey"], feats["loud"] = self.extra_sync.frame_features(frames, emb[:, own - 1 : own] * on)
+        """Add the :class:`SyncGate` inputs of these frames to ``feats``: their grey grid, the loudness at
+        each frame (the last bin of the student's loudness profile, times the audio gate) and, for a
+        "profile" gate, the profile's contrast (``activity``, 0 without audio)."""
+        own, bins = self.audio_net.out_dim, self.config.audio_envelope_bins
+        profile = emb[:, own - bins : own] * on
+        feats["grey"], feats["loud"] = self.extra_sync.frame_features(frames, profile[:, -1:])
+        if self.extra_sync.activity == "profile":
+            feats["activity"] = self.extra_sync.profile_activity(profile)
 
     def sync_shapes(self, shapes: OrderedDict[str, tuple[int, ...]], height: int, width: int) -> None:
         cell = self.extra_sync.cell
         shapes["grey"] = (1, height // cell, width // cell)
         shapes["loud"] = (1, 1, 1)
+        if self.extra_sync.activity == "profile":
+            shapes["activity"] = (1, 1, 1)
+
+    def apply_sync(self, logits: Tensor, window: dict[str, Tensor], centres: int | slice) -> Tensor:
+        """The :class:`SyncGate` over ``window`` applied to logits (B, M, H, W) of the window frame(s)
+        ``centres`` (an index, or a slice of M frames: one map per frame)."""
+        activity = window["activity"][:, centres] if "activity" in window else None
+        return self.extra_sync.apply(logits, window["grey"], window["loud"], activity)
 
 
 class STAStudent(_AudioMixin, StudentModel):
@@ -170,8 +183,7 @@ class STAStudent(_AudioMixin, StudentModel):
         r0 = F.relu(self.extra_refine0(torch.cat([r1, s0], dim=1)) + r1)
         out1, out0 = resize_to(self.extra_out1(r1), output_size), resize_to(self.extra_out0(r0), output_size)
         if self.extra_sync is not None:
-            out1 = self.extra_sync.apply(out1, window["grey"], window["loud"])
-            out0 = self.extra_sync.apply(out0, window["grey"], window["loud"])
+            out1, out0 = self.apply_sync(out1, window, centre), self.apply_sync(out0, window, centre)
         return out1, out0
 
     def head(self, window: dict[str, Tensor], output_size: tuple[int, int] | None = None) -> Tensor:
@@ -298,7 +310,7 @@ class STAPlusStudent(_AudioMixin, StudentModel):
         b = nodes.shape[0]
         logits = self.readout(nodes, x, output_size).view(b, 3, *output_size)
         if self.extra_sync is not None:  # the synchrony over the whole 9-frame window, on every node
-            logits = self.extra_sync.apply(logits, window["grey"], window["loud"])
+            logits = self.apply_sync(logits, window, slice(1, None, 3))  # each node's activity: its centre's
         return logits.view(b, 3, 1, *output_size)
 
     def head(self, window: dict[str, Tensor], output_size: tuple[int, int] | None = None) -> Tensor:
