@@ -127,6 +127,40 @@ def test_lsuv_gives_unit_variance_and_warm_start_copies_matching_tensors(tmp_pat
     torch.testing.assert_close(student.backbone.conv1.weight, teacher.backbone.conv1.weight)
 
 
+def test_sa_plus_starts_from_the_trained_s_plus_as_the_preset_says(tmp_path):
+    # light presets: the SCAM+ branches after S+ take every matching S+ parameter (trunk, CAM head,
+    # attention, graph); their own audio / fusion parts stay new; a source that was not trained is an error
+    from types import SimpleNamespace
+
+    from stanet_rt.training.stages.common import preset_warm_start
+
+    from stanet_rt.checkpoint import save_checkpoint
+    from stanet_rt.config import get_config
+    from stanet_rt.errors import InputError
+    from stanet_rt.models.factory import build_model
+
+    lite = get_preset("synth-lite")
+    first, *rest = lite.plus
+    assert plus_branch(first)[0] == "s_plus" and rest
+    assert all(lite.warm_start[b] == (f"scam-plus/{first}", ("",)) for b in rest)
+    assert first not in lite.warm_start and not any(b in get_preset("paper").warm_start for b in PAPER_PLUS)
+    logs: list[str] = []
+    ctx = SimpleNamespace(out=tmp_path, preset=lite, log=logs.append)
+    torch.manual_seed(0)
+    sa_plus = build_model(get_config("tiny_sa_plus"))
+    with pytest.raises(InputError, match=f"scam-plus/{first}.*has not been trained"):
+        preset_warm_start(ctx, "scam-plus", rest[0], sa_plus)
+    s_plus = build_model(get_config("tiny_s_plus"))
+    save_checkpoint(tmp_path / "scam-plus" / first / "checkpoint.pt", s_plus)
+    fresh_av = {k: v.clone() for k, v in sa_plus.state_dict().items() if k.startswith("extra_av.")}
+    copied = preset_warm_start(ctx, "scam-plus", rest[0], sa_plus)
+    assert {k.split(".")[0] for k in copied} == {k.split(".")[0] for k in s_plus.state_dict()}
+    torch.testing.assert_close(sa_plus.extra_cam.state_dict(), s_plus.extra_cam.state_dict())
+    torch.testing.assert_close({k: v for k, v in sa_plus.state_dict().items() if k in fresh_av}, fresh_av)
+    assert logs == [f"scam-plus/{rest[0]}: all parameters from scam-plus/{first} ({len(copied)} tensors)"]
+    assert preset_warm_start(ctx, "scam-plus", first, s_plus) == []
+
+
 def test_cli_rejects_bad_stage_and_missing_data(tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["train", "bogus", "--out", str(tmp_path)])
@@ -261,6 +295,12 @@ def test_train_all_synth_tiny_end_to_end(tmp_path, monkeypatch):
         meta = read_checkpoint(out / stage / branch / "checkpoint.pt")["meta"]
         assert meta["complete"] and meta["stage"] == stage and meta["branch"] == branch
         assert (out / stage / branch / "log.csv").is_file()
+    # the SCAM+ branches after S+ started from the trained S+ (trunk, CAM head, attention, graph)
+    s_plus = next(iter(preset.plus))
+    assert s_plus.startswith("s_plus_")
+    for branch in list(preset.plus)[1:]:
+        line = next(x for x in logs if x.startswith(f"scam-plus/{branch}: all parameters from scam-plus/{s_plus}"))
+        assert int(line.rsplit("(", 1)[1].split()[0]) > 20, line
     # CAM exports cover every frame of every split; boxes lie inside the canvas
     n_frames = sum(r.n_frames for s in ctx.export_splits() for r in ctx.records(s))
     for kind, names in (("coarse", preset.coarse), ("fine", preset.fine), ("plus", preset.plus)):

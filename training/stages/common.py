@@ -151,6 +151,25 @@ def new_model(ctx: StageContext, config: ModelConfig, dataset: Dataset, seed: in
     return model
 
 
+def preset_warm_start(ctx: StageContext, stage: str, name: str, model: nn.Module) -> list[str]:
+    """Start ``model`` (``stage``/``name``) from the run that ``ctx.preset.warm_start[name]`` names: copy the
+    parameters under its prefixes whose names and shapes match. Returns the names copied ([] when the
+    preset names no source). Raises :class:`InputError` when the source has not been trained."""
+    from stanet_rt.training.engine import CHECKPOINT
+    from stanet_rt.training.init import warm_start
+
+    if name not in ctx.preset.warm_start:
+        return []
+    source, prefixes = ctx.preset.warm_start[name]
+    ckpt = ctx.out / source / CHECKPOINT
+    if not ckpt.is_file():
+        raise InputError(f"{ckpt}: {stage}/{name} starts from {source}, which has not been trained")
+    copied = warm_start(model, ckpt, prefixes=prefixes)
+    what = ", ".join(p or "all parameters" for p in prefixes)
+    ctx.log(f"{stage}/{name}: {what} from {source} ({len(copied)} tensors)")
+    return copied
+
+
 def teacher_forward(model: nn.Module, batch: dict[str, Tensor]) -> Any:
     return model(batch["frames"], batch.get("spectrograms"))
 

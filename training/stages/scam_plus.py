@@ -26,6 +26,7 @@ from stanet_rt.training.stages.common import (
     export_cams,
     fit,
     new_model,
+    preset_warm_start,
     summary_of,
     teacher_step,
 )
@@ -74,6 +75,7 @@ def run_plus(ctx: StageContext) -> None:
             ctx.records("train"), config, mode, stores["train"], trainer, True, trainer.stride
         )
         model = new_model(ctx, config, train_ds, trainer.settings.seed)
+        preset_warm_start(ctx, "scam-plus", branch, model)  # light presets: from the S+ branch trained before
         val = None
         if ctx.preset.val_stride and ctx.records("val"):
             val = plus_dataset(

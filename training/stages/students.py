@@ -30,12 +30,11 @@ import torch
 import torch.nn.functional as F
 from stanet_rt.training.data.datasets import ClipDataset, StudentDataset
 from stanet_rt.training.data.records import VideoRecord
-from stanet_rt.training.engine import CHECKPOINT, StepFn, StepOutput, ValidateFn, is_complete
-from stanet_rt.training.init import warm_start
+from stanet_rt.training.engine import StepFn, StepOutput, ValidateFn, is_complete
 from stanet_rt.training.losses import student_loss
 from stanet_rt.training.presets import Trainer
 from stanet_rt.training.pseudo_gt import normalize
-from stanet_rt.training.stages.common import StageContext, fit, model_batches, new_model
+from stanet_rt.training.stages.common import StageContext, fit, model_batches, new_model, preset_warm_start
 from stanet_rt.training.stages.switch import switch_dir
 from torch import Tensor, nn
 
@@ -195,14 +194,7 @@ def train_student(
         frozen = init_from_switch(model, config, switch_ckpt, freeze_switch=config.use_switch)
     elif config.use_switch:
         raise InputError(f"{switch_ckpt}: STA+ needs the trained AudioSwitch (run `stanet-rt train switch`)")
-    if name in ctx.preset.warm_start:  # after the switch: a warm-started audio net replaces the switch's
-        source, prefixes = ctx.preset.warm_start[name]
-        ckpt = ctx.out / source / CHECKPOINT
-        if not ckpt.is_file():
-            raise InputError(f"{ckpt}: {stage}/{name} starts from {source}, which has not been trained")
-        copied = warm_start(model, ckpt, prefixes=prefixes)
-        what = ", ".join(p or "all parameters" for p in prefixes)
-        ctx.log(f"{stage}/{name}: {what} from {source} ({len(copied)} tensors)")
+    preset_warm_start(ctx, stage, name, model)  # after the switch: a warm-started audio net replaces its
     settings = trainer.settings.replace(freeze=tuple(frozen))
     val = None
     if ctx.preset.val_stride and ctx.records("val"):
