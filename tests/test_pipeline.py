@@ -136,6 +136,40 @@ def test_fuser_is_normalised_max() -> None:
     assert fused[0, 0] == pytest.approx(1.0) and fused[3, 3] == pytest.approx(1.0) and fused[1, 1] == 0
 
 
+def test_fuser_mean_and_the_training_fusion_agree() -> None:
+    from stanet_rt.training.stages.students import stanet_plus_fusion
+
+    from stanet_rt.pipeline.model_runner import fuse_maps, normalise, sigmoid
+
+    g = np.random.default_rng(0)
+    logits = [g.normal(size=(1, 1, 8, 8)).astype(np.float32) for _ in range(2)]
+    for fusion in ("max", "mean"):
+        fuser = Fuser(2, (8, 8), fusion)
+        fuser.add(3, logits[0])
+        fused = fuser.add(3, logits[1])
+        maps = [normalise(sigmoid(x[0, 0])) for x in logits]
+        combined = np.max(maps, axis=0) if fusion == "max" else np.mean(maps, axis=0)
+        np.testing.assert_allclose(fused, normalise(combined), atol=1e-6)
+        np.testing.assert_allclose(stanet_plus_fusion(maps, fusion), fused, atol=1e-6)  # report == runtime
+    assert not np.allclose(fuse_maps(maps, "max"), fuse_maps(maps, "mean"))
+    with pytest.raises(ValueError, match="fusion"):
+        Fuser(2, (8, 8), "median")
+    with pytest.raises(ValueError, match="fusion"):
+        stanet_plus_fusion(maps, "median")
+
+
+def test_two_models_fused_by_mean_on_request(assets, tmp_path) -> None:
+    maps = {}
+    for fusion in ("max", "mean"):
+        opts = RunOptions(maps=tmp_path / f"{fusion}.h5", fusion=fusion)
+        res = run(assets["clip"], [assets["sta"], assets["plus"]], opts, log=lambda m: None)
+        assert res.status == "done" and res.frames_out == 20
+        with h5py.File(tmp_path / f"{fusion}.h5") as fh:
+            maps[fusion] = fh["maps"][:].astype(np.float32)
+    assert np.abs(maps["max"] - maps["mean"]).max() > 0.01
+    assert (maps["mean"] <= maps["max"] + 1e-2).mean() > 0.5  # the mean lies under the max almost everywhere
+
+
 def test_bad_inputs_are_one_line_errors(assets, tmp_path) -> None:
     runner = CliRunner()
     bad = tmp_path / "junk.mp4"
@@ -143,7 +177,8 @@ def test_bad_inputs_are_one_line_errors(assets, tmp_path) -> None:
     for args, pattern in ((["run", str(tmp_path / "nope.mp4"), "-m", str(assets["sta"])], "no such file"),
                           (["run", str(bad), "-m", str(assets["sta"])], "cannot read as a media file"),
                           (["run", str(assets["clip"]), "-m", str(tmp_path / "nope.pt")], "checkpoint not found"),
-                          (["run", "--camera", "99", "-m", str(assets["sta"])], "cannot open")):
+                          (["run", "--camera", "99", "-m", str(assets["sta"])], "cannot open"),
+                          (["run", str(assets["clip"]), "--fusion", "median"], "--fusion must be one of")):
         res = subprocess.run([sys.executable, "-m", "stanet_rt.cli", *args], capture_output=True, text=True)
         assert res.returncode == 2, res.stderr
         lines = [line for line in res.stderr.splitlines() if line.strip()]

@@ -69,6 +69,7 @@ def test_paper_preset_is_appendix_a():
     assert {(t.config.sync_combine, t.config.sync_differences, t.config.sync_activity)
             for t in lite.students.values()} == {("modulate", True, "profile")}
     assert lite.av_sync.differences and lite.visual_prior is not None
+    assert lite.fusion == "mean" and p.fusion == "max"  # the paper's FinalFusion keeps the max
     assert get_preset("synth-lite").with_epochs(2).students["sta"].settings.epochs == 2
     assert set(list_presets()) == {"paper", "synth-lite", "synth-tiny"}
     assert plus_branch("st_plus_short") == ("st_plus", "short")

@@ -133,12 +133,16 @@ class Preset:
     distill_pgt_weight: float = 0.0
     av_sync: SyncSettings | None = None
     visual_prior: VisualPrior | None = None
+    # how STA and STA+ are fused for the report and the distilled student's target: "max" (FinalFusion.m) or "mean"
+    fusion: str = "max"
     # issue 15: a synthetic configuration training never sees, on which ``train all`` also reports
     unseen: SynthSpec | None = None
 
     def __post_init__(self) -> None:
         for name in self.plus:
             plus_branch(name)
+        if self.fusion not in ("max", "mean"):
+            raise ValueError(f"fusion must be 'max' or 'mean', got {self.fusion!r}")
         if set(self.coarse) != set(self.fine) or not set(self.coarse) <= set(COARSE_BRANCHES):
             raise ValueError(
                 f"coarse {sorted(self.coarse)} and fine {sorted(self.fine)} must be S/SA/ST alike"
@@ -404,6 +408,10 @@ def _light_preset(
             tr("sta", "distill", 5e-4, _STUDENT_AUGMENT), config=cfg["sta"].replace(name=cfg["sta"].name + "_distilled")
         ),
         distill_pgt_weight=0.5,
+        # the mean of STA's and STA+'s maps rather than FinalFusion's max (ours): with the max any one student's
+        # response on a silent look-alike stays; synth-hard test split, same students: CC 0.722 -> 0.760, source
+        # share on twin event frames 0.637 -> 0.668 (benchmarks/results/synth_lite_issue15_steps.md, section 10)
+        fusion="mean",
         synth=synth,
         unseen=unseen,
         # the category tags cannot teach which of two look-alikes sounds: pixels that move with the audio can

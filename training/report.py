@@ -8,7 +8,8 @@ never read by training):
   training videos), on the frames that have one; ``centre bias (pseudo-GT frames)`` on the same frames;
   with a preset that reweights the pseudo-GT by audio-visual synchrony, also the same fusion without
   that step (``pseudo-GT (no audio sync)``: the pseudo-GT's own audio-free twin);
-* ``STA``, ``STA+`` and the ``STANet+`` fusion (``FinalFusion.m``: N(max of N(maps))) with audio;
+* ``STA``, ``STA+`` and the ``STANet+`` fusion (``FinalFusion.m``: N(max of N(maps)); the mean instead
+  of the max where ``Preset.fusion`` says "mean") with audio;
 * their audio-free twins: THE SAME MODELS with ``audio_on = 0`` (the audio-visual gate closed, as the
   runtime does without an audio track), not separately trained models;
 * three training-free baselines: the ``centre bias`` (``stanet_rt.eval.baselines``), a
@@ -225,7 +226,8 @@ def evaluate_test_set(
                 preds["STANet+" + suffix] = {
                     r.video_id: np.stack(
                         [
-                            stanet_plus_fusion([preds[s + suffix][r.video_id][t] for s in students])
+                            stanet_plus_fusion([preds[s + suffix][r.video_id][t] for s in students],
+                                               ctx.preset.fusion)
                             for t in range(r.n_frames)
                         ]
                     )
@@ -422,7 +424,9 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Test split: {result['test_videos']} held-out videos ({result['distractor_videos']} with a silent "
         "same-class distractor). Metrics against the true source maps (evaluation-only ground truth); "
-        "audio off = the same model with its audio-visual gate closed (`audio_on = 0`).",
+        "audio off = the same model with its audio-visual gate closed (`audio_on = 0`). "
+        f"STANet+ = STA and STA+ fused by the pixel-wise {result.get('stanet_plus_fusion', 'max')} of their "
+        "normalised maps (the paper's FinalFusion takes the max).",
         "",
     ]
     for subset in SUBSETS:
@@ -574,6 +578,7 @@ def write_report(
         "acceptance": acceptance(scores, teachers, chance),
         "pseudo_gt_source_share": pseudo_gt_source_share(ctx),
         "audio_free_twin": "the same student with audio_on = 0 (audio-visual gate closed)",
+        "stanet_plus_fusion": ctx.preset.fusion,
         "timings": json.loads(timings_path.read_text(encoding="utf-8")) if timings_path.is_file() else {},
         "student_mb": {
             n: round(student_file(ctx, n).stat().st_size / 1e6, 3)

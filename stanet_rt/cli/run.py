@@ -37,8 +37,14 @@ def run(
     stats: Path = typer.Option(None, "--stats", help="Write run statistics as JSON."),
     batch: int = typer.Option(4, "--batch", min=1, help="Frames per encoder call (files)."),
     max_frames: int = typer.Option(None, "--max-frames", help="Stop after N frames."),
+    fusion: str = typer.Option("max", "--fusion", help="How several -m maps are fused: max (the paper's "
+                               "STANet+ FinalFusion) or mean (the light presets' reports)."),
 ) -> None:
     """Compute audio-visual saliency for a file or a live camera + microphone."""
+    from stanet_rt.pipeline.model_runner import FUSIONS
+
+    if fusion not in FUSIONS:
+        fail(f"--fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
     if source is None and camera is None:
         fail("give a SOURCE file or --camera")
     if source is not None and camera is not None:
@@ -54,7 +60,7 @@ def run(
     from stanet_rt.pipeline.api import RunOptions
 
     opts = RunOptions(overlay=output, maps=maps, preview=preview, batch=batch, max_frames=max_frames,
-                      backend=backend, device=device, precision=precision)
+                      backend=backend, device=device, precision=precision, fusion=fusion)
     raise typer.Exit(run_and_report(source, list(model or []), opts, camera, mic, stats, notes))
 
 

@@ -55,7 +55,8 @@ class RunOptions:
     """What to write and how to schedule: ``overlay`` video / ``maps`` (.h5) paths or None, ``preview``
     window, ``batch`` frames per encoder call (files; live sources run one frame at a time),
     ``max_frames`` (stop after N frames in), ``backend`` / ``device`` / ``precision`` for the engines,
-    ``progress`` bar (files, on a terminal), ``queue_size`` (frames per channel for files)."""
+    ``progress`` bar (files, on a terminal), ``queue_size`` (frames per channel for files), ``fusion`` of
+    several models' maps ("max": the paper's FinalFusion, or "mean"; ``model_runner.fuse_maps``)."""
 
     overlay: Path | None = None
     maps: Path | None = None
@@ -68,6 +69,7 @@ class RunOptions:
     progress: bool = True
     queue_size: int = 32
     encoder_preset: str = "veryfast"
+    fusion: str = "max"
 
 
 @dataclass
@@ -239,7 +241,7 @@ class Scheduler:
         self.timings: dict[str, Any] = defaultdict(lambda: array("d"))  # ms per call, 8 bytes each
         self.students = [StreamingStudent(b, self.timings) for b in bundles]
         self.map_size = self.students[0].size
-        self.fuser = Fuser(len(self.students), self.map_size)
+        self.fuser = Fuser(len(self.students), self.map_size, self.opts.fusion)
         audio_configs = {b.config.audio for b in bundles if b.config.audio is not None}
         if len(audio_configs) > 1:
             raise InputError("the fused models use different audio front ends; fuse models with the same audio config")

@@ -104,15 +104,34 @@ class StreamingStudent:
         return [(i, logits[j : j + 1]) for j, i in enumerate(ready)]
 
 
+# How several students' maps become one: "max" is the original's FinalFusion.m (N(pixel-wise max of N(map_i)));
+# "mean" (ours) averages them instead. With "max" any one student's response on a silent look-alike stays in the
+# fused map; on the synth-hard test split (issue 15) "mean" scored higher on both CC (0.760 vs 0.722) and the
+# share of the sounding object (0.668 vs 0.637) from the same STA and STA+.
+FUSIONS = ("max", "mean")
+
+
+def fuse_maps(maps: list[np.ndarray], fusion: str = "max") -> np.ndarray:
+    """Normalised maps (N, H, W) or a list of N (H, W) -> N(max or mean over N), (H, W) float32 in [0, 1]."""
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+    stack = np.stack(maps)
+    return normalise(stack.max(axis=0) if fusion == "max" else stack.mean(axis=0))
+
+
 class Fuser:
-    """STANet+ fusion of several students' logits into one map (H, W) float32 in [0, 1] at ``size``.
+    """STANet+ fusion (:func:`fuse_maps`, ``fusion`` "max" as the paper or "mean") of several students'
+    logits into one map (H, W) float32 in [0, 1] at ``size``.
 
     Logits of another size are resized bilinearly first (antialiased when shrinking, as in
     ``stanet_rt.preprocess.resize``)."""
 
-    def __init__(self, n_models: int, size: tuple[int, int]) -> None:
+    def __init__(self, n_models: int, size: tuple[int, int], fusion: str = "max") -> None:
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
         self.n = n_models
         self.size = size
+        self.fusion = fusion
         self.pending: dict[int, list[np.ndarray]] = defaultdict(list)
 
     def add(self, index: int, logits: np.ndarray) -> np.ndarray | None:
@@ -124,4 +143,4 @@ class Fuser:
         if len(self.pending[index]) < self.n:
             return None
         maps = self.pending.pop(index)
-        return maps[0] if self.n == 1 else normalise(np.max(np.stack(maps), axis=0))
+        return maps[0] if self.n == 1 else fuse_maps(maps, self.fusion)

@@ -3,7 +3,8 @@ fused STANet+ output, so that ``stanet-rt run --camera 0 --mic default`` is live
 
 1. Teacher maps: the trained students of stage 6 (STA and STA+, those present) run over the train (and
    val) videos through the runtime's encode / head contract with audio on; their maps are fused as the
-   original's ``FinalFusion.m`` (N(max of N(maps)), :func:`~training.stages.students.stanet_plus_fusion`)
+   original's ``FinalFusion.m`` (N(max of N(maps)), :func:`~training.stages.students.stanet_plus_fusion`;
+   the mean instead of the max with ``Preset.fusion="mean"``)
    and written as 8-bit PNGs in the pseudo-GT layout under ``distill/teacher_maps/``. With
    ``Preset.distill_pgt_weight`` = w > 0 the target is (1 - w) * teacher + w * pseudo-GT on the frames
    that have a pseudo-GT (the teacher alone elsewhere).
@@ -84,7 +85,7 @@ def write_teacher_maps(ctx: StageContext, splits: list[str]) -> Path:
         for rec in records:
             have = available_frames(ctx.pseudo_gt_dir, rec.video_id) if weight > 0 else set()
             for t in range(rec.n_frames):
-                target = stanet_plus_fusion([p[rec.video_id][t] for p in per_model])
+                target = stanet_plus_fusion([p[rec.video_id][t] for p in per_model], ctx.preset.fusion)
                 if t in have:
                     pgt = read_pseudo_gt(pseudo_gt_path(ctx.pseudo_gt_dir, rec.video_id, t))
                     if pgt.shape != target.shape:

@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from stanet_rt.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from stanet_rt.config import ModelConfig
 from stanet_rt.errors import InputError
+from stanet_rt.pipeline.model_runner import FUSIONS
 
 STUDENT_ORDER = ("sta", "sta_plus")
 
@@ -250,11 +251,16 @@ def predict_window(model: nn.Module, frames: Tensor, spectrograms: Tensor | None
     return torch.sigmoid(model.head(window, tuple(frames.shape[-2:])))[:, 0]
 
 
-def stanet_plus_fusion(maps: Sequence[np.ndarray]) -> np.ndarray:
-    """``FinalFusion.m``: N(pixel-wise max of N(map_i)) over same-sized maps (H, W) -> (H, W) in [0, 1]."""
+def stanet_plus_fusion(maps: Sequence[np.ndarray], fusion: str = "max") -> np.ndarray:
+    """``FinalFusion.m``: N(pixel-wise max of N(map_i)) over same-sized maps (H, W) -> (H, W) in [0, 1];
+    ``fusion="mean"``: N(mean of N(map_i)) (ours, the light presets'; see
+    ``stanet_rt.pipeline.model_runner.fuse_maps``, the runtime's same fusion)."""
     if not maps:
         raise ValueError("no maps to fuse")
-    return normalize(np.max(np.stack([normalize(m) for m in maps]), axis=0))
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+    stack = np.stack([normalize(m) for m in maps])
+    return normalize(stack.max(axis=0) if fusion == "max" else stack.mean(axis=0))
 
 
 @torch.no_grad()
