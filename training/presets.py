@@ -28,7 +28,8 @@
 Class counts are not part of a preset: the trainers set ``num_classes`` from the data's class index.
 
 Imports ``stanet_rt.config``, ``training.engine.TrainSettings``, ``training.av_sync.SyncSettings``,
-``training.visual_prior.VisualPrior`` and ``training.data.transforms.Augment``.
+``training.visual_prior.VisualPrior``, ``training.data.transforms.Augment`` and
+``stanet_rt.pipeline.model_runner.check_fusion``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from stanet_rt.training.visual_prior import VisualPrior
 
 from stanet_rt.config import AUDIO, BackboneConfig, ModelConfig, get_config
 from stanet_rt.errors import InputError
+from stanet_rt.pipeline.model_runner import check_fusion
 
 COARSE_BRANCHES = ("s", "sa", "st")
 PLUS_MODES = ("short", "long", "cross")
@@ -141,8 +143,7 @@ class Preset:
     def __post_init__(self) -> None:
         for name in self.plus:
             plus_branch(name)
-        if self.fusion not in ("max", "mean"):
-            raise ValueError(f"fusion must be 'max' or 'mean', got {self.fusion!r}")
+        check_fusion(self.fusion)
         if set(self.coarse) != set(self.fine) or not set(self.coarse) <= set(COARSE_BRANCHES):
             raise ValueError(
                 f"coarse {sorted(self.coarse)} and fine {sorted(self.fine)} must be S/SA/ST alike"

@@ -232,7 +232,7 @@ class SyncGate(nn.Module):
         if self.activity == "profile":
             if activity is None:
                 raise ValueError("a 'profile' sync gate needs the output frame's activity feature")
-            return activity.reshape(b, -1, 1, 1)
+            return activity.flatten(1)[:, :, None, None]  # static sizes (export): (B, 1 or M, 1, 1)
         return loud.reshape(b, -1).std(dim=1).reshape(b, 1, 1, 1)
 
     @staticmethod

@@ -183,7 +183,9 @@ class STAStudent(_AudioMixin, StudentModel):
         r0 = F.relu(self.extra_refine0(torch.cat([r1, s0], dim=1)) + r1)
         out1, out0 = resize_to(self.extra_out1(r1), output_size), resize_to(self.extra_out0(r0), output_size)
         if self.extra_sync is not None:
-            out1, out0 = self.apply_sync(out1, window, centre), self.apply_sync(out0, window, centre)
+            # both levels in one pass: the window's synchrony map is computed once
+            both = self.apply_sync(torch.cat([out1, out0], dim=1), window, centre)
+            out1, out0 = both[:, :1], both[:, 1:]
         return out1, out0
 
     def head(self, window: dict[str, Tensor], output_size: tuple[int, int] | None = None) -> Tensor:

@@ -111,12 +111,22 @@ class StreamingStudent:
 FUSIONS = ("max", "mean")
 
 
-def fuse_maps(maps: list[np.ndarray], fusion: str = "max") -> np.ndarray:
-    """Normalised maps (N, H, W) or a list of N (H, W) -> N(max or mean over N), (H, W) float32 in [0, 1]."""
+def check_fusion(fusion: str) -> str:
+    """``fusion`` if it is one of :data:`FUSIONS`; ValueError otherwise."""
     if fusion not in FUSIONS:
         raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+    return fusion
+
+
+def combine_maps(maps: list[np.ndarray], fusion: str = "max") -> np.ndarray:
+    """Maps (N, H, W) or a list of N (H, W) -> their pixel-wise max or mean (H, W), not normalised."""
     stack = np.stack(maps)
-    return normalise(stack.max(axis=0) if fusion == "max" else stack.mean(axis=0))
+    return stack.max(axis=0) if check_fusion(fusion) == "max" else stack.mean(axis=0)
+
+
+def fuse_maps(maps: list[np.ndarray], fusion: str = "max") -> np.ndarray:
+    """Normalised maps (N, H, W) or a list of N (H, W) -> N(max or mean over N), (H, W) float32 in [0, 1]."""
+    return normalise(combine_maps(maps, fusion))
 
 
 class Fuser:
@@ -127,11 +137,9 @@ class Fuser:
     ``stanet_rt.preprocess.resize``)."""
 
     def __init__(self, n_models: int, size: tuple[int, int], fusion: str = "max") -> None:
-        if fusion not in FUSIONS:
-            raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
         self.n = n_models
         self.size = size
-        self.fusion = fusion
+        self.fusion = check_fusion(fusion)
         self.pending: dict[int, list[np.ndarray]] = defaultdict(list)
 
     def add(self, index: int, logits: np.ndarray) -> np.ndarray | None:

@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from stanet_rt.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from stanet_rt.config import ModelConfig
 from stanet_rt.errors import InputError
-from stanet_rt.pipeline.model_runner import FUSIONS
+from stanet_rt.pipeline.model_runner import combine_maps
 
 STUDENT_ORDER = ("sta", "sta_plus")
 
@@ -257,10 +257,8 @@ def stanet_plus_fusion(maps: Sequence[np.ndarray], fusion: str = "max") -> np.nd
     ``stanet_rt.pipeline.model_runner.fuse_maps``, the runtime's same fusion)."""
     if not maps:
         raise ValueError("no maps to fuse")
-    if fusion not in FUSIONS:
-        raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
-    stack = np.stack([normalize(m) for m in maps])
-    return normalize(stack.max(axis=0) if fusion == "max" else stack.mean(axis=0))
+    # training's normalize keeps a constant map as it is (as Matlab), the runtime's makes it zeros
+    return normalize(combine_maps([normalize(m) for m in maps], fusion))
 
 
 @torch.no_grad()
