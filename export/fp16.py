@@ -6,8 +6,13 @@ FP32 islands:
   normalisations, BatchNorm, sqrt / log / exp / pow) through ``op_block_list``;
 - in the ``audio`` graph the log-spectrogram (DFT conv, power, log, z-normalisation: the PSD and the
   1e9-scaled normalisation need FP32 range) through ``node_block_list``: :func:`spectrogram_island`
-  finds it as every node upstream of the audio net's first 2-D convolution. The audio net itself runs in
-  FP16 like the encoder.
+  finds it as every node upstream of the audio net's first 2-D convolution;
+- in the ``audio`` graph the NetVLAD aggregation (:func:`aggregation_island`: everything downstream of
+  a Softmax, i.e. the soft assignment's residual sums and both normalisations): a residual sum
+  ``A X^T - sum(a) c`` of a nearly empty cluster is the small difference of two large terms, which FP16
+  loses, and the intra-normalisation then blows that rounding up to a unit vector (a tiny STA+'s
+  AudioSwitch audio net: embedding CC 0.90 in FP16 before, parity failed).
+The audio net's convolutions run in FP16 like the encoder.
 
 Around the converter (onnxconverter-common 1.16): the dynamo exporter writes ``value_info`` for
 initializers, which makes the converter cast a blocked node's FP32 constants through FP16 (and clip
@@ -44,6 +49,26 @@ def spectrogram_island(model: onnx.ModelProto) -> list[str]:
             continue
         island[node.name] = None
         stack.extend(node.input)
+    return [n.name for n in graph.node if n.name in island]  # graph order
+
+
+def aggregation_island(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes downstream of every Softmax (in the audio graph: the NetVLAD aggregation after
+    its soft assignment, up to the embedding). Empty when the graph has no Softmax."""
+    graph = model.graph
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    island: dict[str, None] = {}
+    stack = [n for n in graph.node if n.op_type == "Softmax"]
+    while stack:
+        node = stack.pop()
+        if node.name in island:
+            continue
+        island[node.name] = None
+        for out in node.output:
+            stack.extend(readers.get(out, []))
     return [n.name for n in graph.node if n.name in island]  # graph order
 
 
@@ -114,7 +139,8 @@ def _drop_cast_round_trips(model: onnx.ModelProto) -> int:
 
 def to_fp16(model: onnx.ModelProto, part: str) -> onnx.ModelProto:
     """An FP16 copy of ``model`` with FP32 I/O and FP32 islands (:data:`FP32_OPS` everywhere, and in the
-    ``audio`` part the log-spectrogram, :func:`spectrogram_island`)."""
+    ``audio`` part the log-spectrogram and the NetVLAD aggregation, :func:`spectrogram_island`,
+    :func:`aggregation_island`)."""
     import warnings
 
     from onnxconverter_common import float16
@@ -126,14 +152,38 @@ def to_fp16(model: onnx.ModelProto, part: str) -> onnx.ModelProto:
         names = set(spectrogram_island(work))
         if not names:  # no recognisable audio net: keep the whole front end FP32 rather than guess
             return work
+        names |= set(aggregation_island(work))
     _prepare(work, ops, names)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "the float32 number ... will be truncated": tiny weights clip to 1e-7
         converted = float16.convert_float_to_float16(work, keep_io_types=True, op_block_list=sorted(ops),
                                                      node_block_list=sorted(names), disable_shape_infer=False)
     _drop_cast_round_trips(converted)
+    _keep_fp32_outputs(converted)
     onnx.checker.check_model(converted, full_check=True)
     return converted
+
+
+def _keep_fp32_outputs(model: onnx.ModelProto) -> int:
+    """Give back FP32 graph outputs that the converter typed FP16 (in place; returns how many).
+
+    With ``keep_io_types`` the converter still ends a graph whose last node is blocked (FP32) with a
+    ``Cast(to=FP16)`` onto the output name (e.g. the audio embedding after the FP32 NetVLAD island); that
+    Cast becomes an FP32 identity and the output FP32 again, so no output is rounded to FP16."""
+    graph = model.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    fixed = 0
+    for out in graph.output:
+        tensor = out.type.tensor_type
+        node = producer.get(out.name)
+        if tensor.elem_type != TensorProto.FLOAT16 or node is None or node.op_type != "Cast":
+            continue
+        for attr in node.attribute:
+            if attr.name == "to":
+                attr.i = TensorProto.FLOAT
+        tensor.elem_type = TensorProto.FLOAT
+        fixed += 1
+    return fixed
 
 
 def initializer_dtypes(model: onnx.ModelProto) -> dict[int, int]:

@@ -129,6 +129,11 @@ class ModelConfig:
     # z-normalised), or "profile", the contrast of the loudness profile inside the output frame's own audio
     # window (an encoder feature ``activity`` per frame; issue 15)
     sync_activity: str = "window"
+    # STA+: the synchrony gate's audio passes the AudioSwitch decision too (True, the first light STA+
+    # models') or only ``audio_on`` (False, the light presets since issue 15: the gate has its own measure
+    # of activity, and the switch, which says "no" on about a third of the frames, closed it on event
+    # frames too; the switch still gates the audio-visual branch as in the paper)
+    sync_switch: bool = True
     av_dim: int = 128  # AVfusion embedding width
     head_depth: int = 3  # number of 3x3 convs in the "extra" CAM head (SA/ST/+ teachers, STA+)
     head_width: int | None = None  # width of those convs (None: the backbone's output width)

@@ -27,7 +27,7 @@ from stanet_rt.models.factory import build_model
 from stanet_rt.models.student_base import StudentModel
 
 STUDENTS = ("tiny_sta", "tiny_sta_plus", "tiny_lite")
-WITH_FP16 = ("tiny_sta",)
+WITH_FP16 = ("tiny_sta", "tiny_sta_plus")
 PARTS = ("audio", "encoder", "head")
 
 _ROOT = Path(tempfile.mkdtemp(prefix="stanet-export-tests-"))

@@ -182,10 +182,13 @@ def test_other_students_export(tmp_path) -> None:
         assert bundle.config.name == name and bundle.audio is not None
 
 
-@pytest.mark.parametrize("activity", ["window", "profile"])
-def test_modulating_sync_gate_student_exports_with_parity(tmp_path, activity: str) -> None:
+@pytest.mark.parametrize(("name", "activity"), [("tiny_lite", "window"), ("tiny_lite", "profile"),
+                                              ("tiny_sta_plus", "profile")])
+def test_modulating_sync_gate_student_exports_with_parity(tmp_path, name: str, activity: str) -> None:
     # the light students' synchrony gate (frame-to-frame changes, modulating the map): ONNX FP32 and FP16;
-    # "profile": one more per-frame feature (``activity``) between the encoder and the head graphs
+    # "profile": one more per-frame feature (``activity``) between the encoder and the head graphs; STA+ as
+    # the light preset has it (its gate fed audio_on, the AudioSwitch inside the encoder graph)
+    from _model_helpers import lively
     from stanet_rt.export.api import export_model
 
     from stanet_rt.checkpoint import save_checkpoint
@@ -193,9 +196,12 @@ def test_modulating_sync_gate_student_exports_with_parity(tmp_path, activity: st
     from stanet_rt.models.factory import build_model
 
     torch.manual_seed(0)
-    cfg = get_config("tiny_lite").replace(window_offsets=tuple(range(-5, 1)), sync_gate=True, sync_power=8.0,
-                                         sync_differences=True, sync_combine="modulate", sync_activity=activity)
-    ckpt = save_checkpoint(tmp_path / "mod.pt", build_model(cfg).eval())
+    base = get_config(name)
+    offsets = base.window_offsets if name == "tiny_sta_plus" else tuple(range(-5, 1))
+    cfg = base.replace(window_offsets=offsets, sync_gate=True, sync_power=8.0, audio_envelope_bins=4,
+                       sync_differences=True, sync_combine="modulate", sync_activity=activity,
+                       sync_switch=name != "tiny_sta_plus")
+    ckpt = save_checkpoint(tmp_path / "mod.pt", lively(build_model(cfg)).eval())
     report = export_model(ckpt, tmp_path / "out", fp16=True, tensorrt=False, progress=False)
     assert report.passed, [r for r in report.parity if not r.passed]
     head = onnx.load(next(p for p in report.files if p.name.endswith(".head.onnx")))

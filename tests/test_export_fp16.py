@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 from _export_helpers import cc, exported, torch_outputs
 from onnx import TensorProto, helper, numpy_helper
-from stanet_rt.export.fp16 import initializer_dtypes, spectrogram_island, to_fp16
+from stanet_rt.export.fp16 import aggregation_island, initializer_dtypes, spectrogram_island, to_fp16
 
 from stanet_rt.artifacts import read_metadata
 from stanet_rt.config import ModelConfig
@@ -80,6 +80,22 @@ def test_log_spectrogram_island_stays_fp32() -> None:
         assert all(types.get(o) != TensorProto.FLOAT16 for o in node.output), (node.op_type, node.name)
     dft = next(n for n in stft if n.op_type == "Conv")
     assert types[dft.input[1]] == TensorProto.FLOAT  # the DFT kernels keep their FP32 values
+
+
+def test_netvlad_aggregation_stays_fp32_and_sta_plus_fp16_audio_holds_parity() -> None:
+    # STA+'s audio graph holds two NetVLADs (student + AudioSwitch); in FP16 the residual sums of a nearly
+    # empty cluster lost their digits and the intra-normalisation blew that up (embedding CC 0.90)
+    exp = exported("tiny_sta_plus")
+    model, types = _typed(exp.path("audio", "fp16"))
+    island = set(aggregation_island(onnx.load(str(exp.path("audio")))))
+    softmaxes = [n for n in model.graph.node if n.op_type == "Softmax"]
+    assert len(softmaxes) == 2 and all(n.name in island for n in softmaxes)
+    for node in model.graph.node:
+        if node.name in island:
+            assert all(types.get(o) != TensorProto.FLOAT16 for o in node.output), (node.op_type, node.name)
+    assert any(n.op_type == "MatMul" and n.name in island for n in model.graph.node)  # the residual sums
+    audio16 = [r for r in exp.report.parity if r.part == "audio" and r.precision == "fp16"]
+    assert len(audio16) == 2 and all(r.passed and r.cc >= 0.999 for r in audio16), audio16
 
 
 def test_fp16_audio_net_runs_in_half_outside_the_stft_island() -> None:

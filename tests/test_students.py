@@ -330,6 +330,43 @@ def test_sta_plus_profile_gate_reads_each_node_centres_activity() -> None:
     torch.testing.assert_close(seen[0], window["activity"][:, 1::3])
 
 
+@pytest.mark.parametrize("sync_switch", [True, False])
+def test_sta_plus_sync_gate_follows_the_switch_only_with_sync_switch(sync_switch: bool) -> None:
+    # The AudioSwitch gates the audio-visual branch either way; the synchrony gate's loudness and activity
+    # follow it only with sync_switch (the first light STA+ models); without, they follow audio_on alone
+    cfg = get_config("tiny_sta_plus").replace(audio_envelope_bins=4, sync_gate=True, sync_differences=True,
+                                              sync_combine="modulate", sync_activity="profile",
+                                              sync_switch=sync_switch)
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    frames, spec = _clip(cfg, batch=2)
+    x = frames[:, 0]
+    with torch.no_grad():
+        emb = model.encode_audio(spec[:, 0])
+        _force_switch(model, on=True)
+        opened = model.encode(x, emb)
+        _force_switch(model, on=False)
+        switched_off = model.encode(x, emb)
+        closed = model.encode(x, emb, torch.zeros(2))
+    assert opened["activity"].abs().sum() > 0 and opened["loud"].abs().sum() > 0
+    assert not switched_off["av"].any() and not closed["av"].any()  # the switch closes the av branch
+    for key in ("loud", "activity"):
+        assert not closed[key].any()  # audio_on = 0 closes the synchrony gate in both modes
+        if sync_switch:
+            assert not switched_off[key].any()
+        else:
+            torch.testing.assert_close(switched_off[key], opened[key])
+
+
+def test_config_without_sync_switch_keeps_the_switch_on_the_sync_gate() -> None:
+    # configs written before the option (the first light STA+ checkpoints) keep the gate they were trained with
+    from stanet_rt.config import ModelConfig
+
+    data = get_config("tiny_sta_plus").to_dict()
+    del data["sync_switch"]
+    assert ModelConfig.from_dict(data).sync_switch is True
+
+
 @pytest.mark.parametrize("offsets", [tuple(range(-6, 6)), tuple(range(-2, 1)), (-4, -3, -2, -1, 0, 1, 2, 4, 3),
                                      tuple(range(-8, 1))])
 def test_sta_plus_refuses_windows_its_head_cannot_run(offsets) -> None:

@@ -68,6 +68,7 @@ def test_paper_preset_is_appendix_a():
     assert {t.config.backbone.name for t in lite.plus.values()} == {"vgg16_bn_d1"}
     assert {(t.config.sync_combine, t.config.sync_differences, t.config.sync_activity)
             for t in lite.students.values()} == {("modulate", True, "profile")}
+    assert not lite.students["sta_plus"].config.sync_switch  # STA+'s sync gate: audio_on, not the switch
     assert lite.av_sync.differences and lite.visual_prior is not None
     assert lite.fusion == "mean" and p.fusion == "max"  # the paper's FinalFusion keeps the max
     assert get_preset("synth-lite").with_epochs(2).students["sta"].settings.epochs == 2

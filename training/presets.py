@@ -20,7 +20,8 @@
   the audio nets append an ordered loudness profile (``audio_envelope_bins``); the students use the FiLM
   audio-visual gate and the synchrony gate over their window (``av_fusion``, ``sync_gate``; the light
   STA's causal window is t-7..t for it, every 2nd anchor frame), opened by the contrast of each frame's
-  loudness profile (``sync_activity="profile"``), train a quarter of their clips with
+  loudness profile (``sync_activity="profile"``; STA+'s without the AudioSwitch decision,
+  ``sync_switch=False``), train a quarter of their clips with
   the audio gate closed (``audio_dropout``) and see crops and flips.
 * ``synth-tiny``: the same stages on a tiny synthetic set with the ``tiny_*``-sized models; for tests
   (all stages in about a minute).
@@ -334,6 +335,7 @@ def _light_configs(w: _Light) -> dict[str, ModelConfig]:
             sync_power=8.0,
             sync_combine="modulate",
             sync_activity="profile",
+            sync_switch=False,
             **av,
             **common,
         ),

@@ -21,7 +21,8 @@ Config options of ours, off in the paper's configs and on in the light presets (
 ``audio_envelope_bins`` appends a loudness profile to the audio embedding; ``sync_gate`` adds the
 parameter-free :class:`~stanet_rt.models.blocks.SyncGate` (per-frame features ``grey`` and ``loud``,
 correlated over the window in the head, and with ``sync_activity="profile"`` ``activity``, the contrast
-of the frame's loudness profile that opens the modulating gate). On the synthetic set only the last
+of the frame's loudness profile that opens the modulating gate; STA+ with ``sync_switch`` off feeds the
+gate ``audio_on`` without the AudioSwitch decision). On the synthetic set only the last
 made the audio matter: with it the light STA's CC on the twin clips' event frames is 0.67 with the
 audio and 0.54 without; with the learned gates alone audio on and off scored the same.
 
@@ -270,23 +271,26 @@ class STAPlusStudent(_AudioMixin, StudentModel):
         if self.extra_av is None:
             return self.encode_gated(frames)
         emb, on = self.audio_inputs(frames.shape[0], audio_embedding, audio_on, frames)
+        gate = on
         if self.switch is not None and audio_embedding is not None:  # without audio, on is 0 anyway
             size = self.config.switch_input_size or self.config.input_size
             switch_emb = emb[:, self.audio_net.out_dim:]
-            on = on * self.switch.decision(self.switch(resize_to(frames, (size, size)), switch_emb))
-        return self.encode_gated(frames, emb, on)
+            gate = on * self.switch.decision(self.switch(resize_to(frames, (size, size)), switch_emb))
+        return self.encode_gated(frames, emb, gate, sync_on=gate if self.config.sync_switch else on)
 
     def encode_gated(self, frames: Tensor, audio_embedding: Tensor | None = None,
-                     gate: Tensor | None = None) -> OrderedDict[str, Tensor]:
+                     gate: Tensor | None = None, sync_on: Tensor | None = None) -> OrderedDict[str, Tensor]:
         """:meth:`encode` with the audio gate given: ``gate`` (B, 1) is ``audio_on`` times the AudioSwitch
-        decision (the original computed the switch outside the model, on separately loaded frames)."""
+        decision (the original computed the switch outside the model, on separately loaded frames);
+        ``sync_on`` (B, 1), what gates the synchrony features (default ``gate``; ``audio_on`` alone with
+        ``config.sync_switch`` off)."""
         (v,) = self.backbone(frames)
         feats = OrderedDict(x=self.extra_cam(v))
         if self.extra_av is not None:
             own = self.audio_net.out_dim
             feats["av"] = self.extra_av(audio_embedding[:, :own], v) * gate[:, :, None, None]
             if self.extra_sync is not None:
-                self.sync_features(feats, frames, audio_embedding, gate)
+                self.sync_features(feats, frames, audio_embedding, gate if sync_on is None else sync_on)
         return feats
 
     def graph_nodes(self, window: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
