@@ -31,6 +31,28 @@ FP32_OPS = ["Softmax", "ReduceMean", "ReduceMax", "ReduceSum", "ReduceL2", "LpNo
             "BatchNormalization", "Sqrt", "Log", "Exp", "Pow"]
 
 
+def _reachable(graph: onnx.GraphProto, starts: list[onnx.NodeProto], upstream: bool) -> list[str]:
+    """Names of ``starts`` and every node reachable from them through the producers of their inputs
+    (``upstream``) or the readers of their outputs, in graph order."""
+    producer = {o: n for n in graph.node for o in n.output}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    if upstream:
+        neighbours = {n.name: [producer[i] for i in n.input if i in producer] for n in graph.node}
+    else:
+        neighbours = {n.name: [r for o in n.output for r in readers.get(o, [])] for n in graph.node}
+    seen: set[str] = set()
+    stack = list(starts)
+    while stack:
+        node = stack.pop()
+        if node.name not in seen:
+            seen.add(node.name)
+            stack.extend(neighbours[node.name])
+    return [n.name for n in graph.node if n.name in seen]
+
+
 def spectrogram_island(model: onnx.ModelProto) -> list[str]:
     """Names of the audio graph's log-spectrogram nodes: the ancestors of the data input of the first
     Conv with a 4-D weight (the audio net's stem). Empty when the graph has no such Conv."""
@@ -40,36 +62,15 @@ def spectrogram_island(model: onnx.ModelProto) -> list[str]:
                  and len(inits[n.input[1]].dims) == 4), None)
     if stem is None:
         return []
-    producer = {o: n for n in graph.node for o in n.output}
-    island: dict[str, None] = {}
-    stack = [stem.input[0]]
-    while stack:
-        node = producer.get(stack.pop())
-        if node is None or node.name in island:
-            continue
-        island[node.name] = None
-        stack.extend(node.input)
-    return [n.name for n in graph.node if n.name in island]  # graph order
+    first = [n for n in graph.node if stem.input[0] in n.output]
+    return _reachable(graph, first, upstream=True)
 
 
 def aggregation_island(model: onnx.ModelProto) -> list[str]:
     """Names of the nodes downstream of every Softmax (in the audio graph: the NetVLAD aggregation after
     its soft assignment, up to the embedding). Empty when the graph has no Softmax."""
     graph = model.graph
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
-    island: dict[str, None] = {}
-    stack = [n for n in graph.node if n.op_type == "Softmax"]
-    while stack:
-        node = stack.pop()
-        if node.name in island:
-            continue
-        island[node.name] = None
-        for out in node.output:
-            stack.extend(readers.get(out, []))
-    return [n.name for n in graph.node if n.name in island]  # graph order
+    return _reachable(graph, [n for n in graph.node if n.op_type == "Softmax"], upstream=False)
 
 
 def _blocked(node: onnx.NodeProto, ops: set[str], names: set[str]) -> bool:
